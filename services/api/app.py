@@ -1,0 +1,76 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import structlog
+from fastapi import FastAPI
+
+from services.api.catalog.router import router as catalog_router
+from services.api.context import AppContext
+from services.api.health.router import router as health_router
+from services.api.problems import install_problem_handlers
+from services.core import migrate
+from services.core.catalog.loader import load_catalog
+from services.core.catalog.service import sync_catalog
+from services.core.db import create_engine, session_factory, unit_of_work, utcnow
+from services.core.redis import EmbeddedRedis, connect
+from services.core.settings import Settings, get_settings
+
+log = structlog.get_logger(__name__)
+
+
+class StartupError(RuntimeError):
+    """The service must not start (invalid catalog, database behind the code...)."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            app.state.context = await _start(settings, stack)
+            yield
+
+    app = FastAPI(
+        title="Alur",
+        summary="Executable Standard Operating Procedures for Indonesian courts",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    install_problem_handlers(app)
+    app.include_router(health_router)
+    app.include_router(catalog_router)
+    return app
+
+
+async def _start(settings: Settings, stack: AsyncExitStack) -> AppContext:
+    # An invalid catalog raises CatalogInvalid here, naming every file, line and field.
+    catalog = load_catalog(settings.catalog.path)
+
+    engine = create_engine(settings)
+    stack.push_async_callback(engine.dispose)
+    current, head = await migrate.current_revision(engine), migrate.head_revision()
+    if current != head:
+        raise StartupError(
+            f"the database is at migration {current}, this code expects {head}: "
+            f"run `alur migrate` first"
+        )
+    sessions = session_factory(engine)
+    async with unit_of_work(sessions) as session:
+        report = await sync_catalog(session, catalog, utcnow())
+    log.info("catalog synced", inserted=report.inserted, current=report.current)
+
+    url = settings.redis.url
+    if url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        stack.callback(embedded.close)
+        url = embedded.url
+    redis = connect(url)
+    stack.push_async_callback(redis.aclose)
+    return AppContext(
+        settings=settings, engine=engine, sessions=sessions, redis=redis, catalog=catalog
+    )

@@ -1,0 +1,1 @@
+"""`/v1/sops`: the SOP catalog, its versions and diagrams."""

@@ -1,0 +1,75 @@
+"""Catalog routes: the summary list, one definition (any version), its diagrams."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from services.api.catalog.schemas import SopList, SopSummary
+from services.api.deps import Session
+from services.api.problems import problem_responses
+from services.core.catalog import service
+from services.core.catalog.bpmn import to_bpmn
+from services.core.catalog.mermaid import to_mermaid
+from services.core.engine.definition import SopDefinition
+
+router = APIRouter(prefix="/v1/sops", tags=["catalog"])
+
+Version = Annotated[int | None, Query(ge=1, description="A stored version; default current.")]
+
+
+@router.get("", response_model=SopList, summary="List the current version of every SOP")
+async def list_sops(session: Session) -> SopList:
+    items = []
+    for record, versions in await service.list_definitions(session):
+        definition = SopDefinition.model_validate(record.content)
+        items.append(
+            SopSummary(
+                code=definition.code,
+                number=definition.number,
+                title=definition.title,
+                version=definition.version,
+                versions=versions,
+                lanes=list(definition.lanes),
+                step_count=len(definition.steps),
+                entry_points=list(definition.entry_points),
+                time_standard=definition.time_standard,
+            )
+        )
+    return SopList(items=items)
+
+
+@router.get(
+    "/{code}",
+    response_model=SopDefinition,
+    summary="One SOP definition, all sections A–G",
+    responses=problem_responses(404, 422),
+)
+async def get_sop(code: str, session: Session, version: Version = None) -> SopDefinition:
+    return await service.get_definition(session, code, version)
+
+
+DIAGRAM_MEDIA_TYPES = {"mermaid": "text/plain; charset=utf-8", "bpmn": "application/xml"}
+
+
+@router.get(
+    "/{code}/diagram",
+    summary="The SOP as a Mermaid flowchart or BPMN 2.0 XML (with diagram layout)",
+    responses={
+        200: {"content": {"text/plain": {}, "application/xml": {}}},
+        **problem_responses(404, 422),
+    },
+    response_class=Response,
+)
+async def get_diagram(
+    code: str,
+    session: Session,
+    format: Annotated[Literal["mermaid", "bpmn"], Query()] = "mermaid",
+    version: Version = None,
+) -> Response:
+    definition = await service.get_definition(session, code, version)
+    roles = await service.roles_by_id(session)
+    text = to_mermaid(definition, roles) if format == "mermaid" else to_bpmn(definition, roles)
+    return Response(content=text, media_type=DIAGRAM_MEDIA_TYPES[format])

@@ -1,0 +1,93 @@
+"""Liveness answers from the process alone; readiness checks every dependency."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable
+from typing import Literal
+
+import sqlalchemy as sa
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.api.context import AppContext
+from services.api.deps import Context
+from services.core import migrate
+from services.core.catalog import repository
+
+router = APIRouter(tags=["health"])
+
+CHECK_TIMEOUT_SECONDS = 2.0
+
+
+class Check(BaseModel):
+    status: Literal["ok", "fail"]
+    detail: str | None = None
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "fail"]
+    checks: dict[str, Check]
+
+
+@router.get("/healthz", summary="The process is alive (checks no dependency)")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    response_model=Readiness,
+    summary="Ready to serve: database, migrations, catalog and Redis all fine",
+    responses={503: {"model": Readiness, "description": "A dependency is not ready"}},
+)
+async def readyz(context: Context) -> JSONResponse:
+    names = ("database", "migrations", "catalog", "redis")
+    results = await asyncio.gather(
+        *(_timed(check(context)) for check in (_database, _migrations, _catalog, _redis))
+    )
+    checks = dict(zip(names, results, strict=True))
+    ready = all(check.status == "ok" for check in checks.values())
+    body = Readiness(status="ok" if ready else "fail", checks=checks)
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=200 if ready else 503)
+
+
+async def _timed(check: Awaitable[str | Check | None]) -> Check:
+    try:
+        detail = await asyncio.wait_for(check, CHECK_TIMEOUT_SECONDS)
+    except TimeoutError:
+        return Check(status="fail", detail=f"no answer within {CHECK_TIMEOUT_SECONDS} s")
+    except Exception as exc:
+        return Check(status="fail", detail=f"{type(exc).__name__}: {exc}")
+    if isinstance(detail, Check):
+        return detail
+    return Check(status="ok", detail=detail)
+
+
+async def _database(context: AppContext) -> str | None:
+    async with context.engine.connect() as connection:
+        await connection.execute(sa.text("SELECT 1"))
+    return None
+
+
+async def _migrations(context: AppContext) -> Check:
+    current = await migrate.current_revision(context.engine)
+    head = migrate.head_revision()
+    if current != head:
+        return Check(status="fail", detail=f"database at {current}, code expects {head}")
+    return Check(status="ok", detail=head)
+
+
+async def _catalog(context: AppContext) -> Check:
+    async with context.sessions() as session:
+        stored = await repository.count_current(session)
+    expected = len(context.catalog.sops)
+    if stored != expected:
+        return Check(status="fail", detail=f"{stored} current SOPs stored, {expected} loaded")
+    return Check(status="ok", detail=f"{expected} SOPs")
+
+
+async def _redis(context: AppContext) -> str | None:
+    await context.redis.ping()
+    return None

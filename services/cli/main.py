@@ -1,0 +1,174 @@
+"""`alur`: serve, work, migrate, and handle the catalog from the command line."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+
+from services.core.settings import get_settings
+
+app = typer.Typer(help="Alur: executable SOPs for courts.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Validate and export the SOP catalog.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+
+
+def _port() -> int:
+    return int(os.environ.get("PORT", "8000"))
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 8000).")] = None,
+    workers: Annotated[int, typer.Option(help="Uvicorn worker processes.")] = 1,
+) -> None:
+    """Run the HTTP API."""
+    import uvicorn
+
+    _refuse_invalid_catalog()
+
+    uvicorn.run(
+        "services.api.main:app",
+        host=host,
+        port=port or _port(),
+        workers=workers,
+        proxy_headers=True,
+        log_level=get_settings().log.level.lower(),
+    )
+
+
+@app.command()
+def worker(
+    burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+) -> None:
+    """Run an arq worker (cron jobs, automated steps, deliveries)."""
+    from arq.connections import RedisSettings
+    from arq.worker import run_worker
+
+    from services.worker.settings import WorkerSettings
+
+    url = get_settings().redis.url
+    if url is None:
+        typer.echo("ALUR_REDIS__URL is not set (`alur dev` provides an embedded Redis)", err=True)
+        raise typer.Exit(2)
+    run_worker(WorkerSettings, redis_settings=RedisSettings.from_dsn(url), burst=burst)  # type: ignore[arg-type]
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="Downgrade to REVISION.")] = False,
+) -> None:
+    """Bring the database schema to REVISION (default: the newest)."""
+    from services.core import migrate as migrations
+
+    if down:
+        migrations.downgrade(revision)
+    else:
+        migrations.upgrade(revision)
+    typer.echo(f"database at {revision}")
+
+
+@app.command()
+def dev(
+    port: Annotated[int | None, typer.Option(help="Port (default: $PORT or 8000).")] = None,
+) -> None:
+    """Embedded mode on one machine: migrate, then run the API and a worker together."""
+    from services.core import migrate as migrations
+    from services.core.redis import EmbeddedRedis
+
+    settings = get_settings()
+    migrations.upgrade()
+    embedded = None
+    env = dict(os.environ)
+    if settings.redis.url is None:
+        embedded = EmbeddedRedis(settings.data_dir)
+        env["ALUR_REDIS__URL"] = embedded.url
+    alur = [sys.executable, "-m", "services.cli.main"]
+    worker_process = subprocess.Popen([*alur, "worker"], env=env)
+    try:
+        subprocess.run([*alur, "serve", "--port", str(port or _port())], env=env, check=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        worker_process.terminate()
+        worker_process.wait(timeout=15)
+        if embedded is not None:
+            embedded.close()
+
+
+def _refuse_invalid_catalog() -> None:
+    from services.core.catalog.loader import validate_catalog
+
+    directory = get_settings().catalog.path
+    problems = validate_catalog(directory)
+    if problems:
+        for problem in problems:
+            typer.echo(str(problem), err=True)
+        typer.echo(f"refusing to start: {len(problems)} problem(s) in {directory}", err=True)
+        raise typer.Exit(1)
+
+
+class ExportFormat(StrEnum):
+    JSON = "json"
+    MERMAID = "mermaid"
+    BPMN = "bpmn"
+
+
+CatalogPath = Annotated[
+    Path | None, typer.Argument(help="Catalog directory (default: ALUR_CATALOG__PATH).")
+]
+
+
+@catalog_app.command("validate")
+def catalog_validate(path: CatalogPath = None) -> None:
+    """Check every catalog file; print each problem as FILE:LINE: FIELD: MESSAGE."""
+    from services.core.catalog.loader import validate_catalog
+
+    directory = path or get_settings().catalog.path
+    problems = validate_catalog(directory)
+    for problem in problems:
+        typer.echo(str(problem), err=True)
+    if problems:
+        typer.echo(f"{len(problems)} problem(s) in {directory}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"catalog {directory} is valid")
+
+
+@catalog_app.command("export")
+def catalog_export(
+    sop: Annotated[str, typer.Option("--sop", help="SOP code (or number).")],
+    format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.JSON,
+    path: Annotated[Path | None, typer.Option(help="Catalog directory.")] = None,
+) -> None:
+    """Print one SOP as JSON, a Mermaid flowchart or BPMN 2.0 XML."""
+    from services.core.catalog.bpmn import to_bpmn
+    from services.core.catalog.loader import load_catalog
+    from services.core.catalog.mermaid import to_mermaid
+
+    catalog = load_catalog(path or get_settings().catalog.path)
+    matches = [d for d in catalog.sops if sop in (d.code, str(d.number), f"{d.number:02d}")]
+    if not matches:
+        codes = ", ".join(d.code for d in catalog.sops)
+        typer.echo(f"no SOP {sop!r} in the catalog (codes: {codes})", err=True)
+        raise typer.Exit(2)
+    definition = matches[0]
+    roles = {role.id: role for role in catalog.roles}
+    if format is ExportFormat.JSON:
+        text = orjson.dumps(definition.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode()
+    elif format is ExportFormat.MERMAID:
+        text = to_mermaid(definition, roles)
+    else:
+        text = to_bpmn(definition, roles)
+    typer.echo(text)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""The SOP catalog: loading and validating the YAML files, storing and serving versions."""

@@ -1,0 +1,560 @@
+"""A SOP definition as BPMN 2.0 XML with diagram interchange (`?format=bpmn`).
+
+The model is what SpiffWorkflow's parser accepts and the layout is what bpmn.io /
+Camunda Modeler show without "auto layout": one pool, one horizontal lane per role that
+carries a step, nodes in columns by rank, orthogonal edges from border to border.
+
+Mapping of step kinds:
+
+* `task` and `decision` -> `userTask` (a person completes it);
+* `automated` -> `serviceTask` (the worker runs the step's job);
+* `external` -> `receiveTask` without a message: another party's step is completed by
+  an inbound message or recorded by the internal owner, and SpiffWorkflow's parser takes
+  a receiveTask with no `messageRef` (it gets a "none" event definition), so no message
+  definitions or correlations have to be invented for parties the catalog does not model
+  (SpiffWorkflow's own engine then passes such a task at once: the document describes the
+  flow, Alur's engine runs it);
+* a step with `outcomes` is followed by an `exclusiveGateway` whose flows carry the
+  outcome as `name` and `outcome == "<label>"` as condition; an outcome mapped to null
+  leads to its own end event. SpiffWorkflow refuses several outgoing flows on a task,
+  hence the separate gateway.
+
+Pure: no I/O and no global state (names are written with literal prefixes rather than
+through `ElementTree.register_namespace`, which would change every later serialisation
+in the process).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from services.core.engine.definition import Role, SopDefinition, Step, StepKind, TimeStandard
+
+NAMESPACES = {
+    "bpmn": "http://www.omg.org/spec/BPMN/20100524/MODEL",
+    "bpmndi": "http://www.omg.org/spec/BPMN/20100524/DI",
+    "dc": "http://www.omg.org/spec/DD/20100524/DC",
+    "di": "http://www.omg.org/spec/DD/20100524/DI",
+    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
+}
+TARGET_NAMESPACE = "https://alur.dev/sop"
+
+START_NAME = "Mulai"
+END_NAME = "Selesai"
+
+_TASK_TAGS = {
+    StepKind.TASK: "userTask",
+    StepKind.DECISION: "userTask",
+    StepKind.AUTOMATED: "serviceTask",
+    StepKind.EXTERNAL: "receiveTask",
+}
+_SIZES = {
+    "startEvent": (36, 36),
+    "endEvent": (36, 36),
+    "exclusiveGateway": (50, 50),
+}
+_TASK_SIZE = (100, 80)
+
+# Geometry, in the pixels bpmn.io uses for its own defaults.
+_POOL_X = 160
+_POOL_Y = 80
+_POOL_LABEL_WIDTH = 30  # the vertical band holding the pool's name
+_LANE_PAD_LEFT = 30
+_LANE_PAD_RIGHT = 30
+_COLUMN_WIDTH = 180  # room for a 100 px task and a labelled edge between columns
+_ROW_HEIGHT = 130  # a task plus space above it for edges that loop back
+_CORRIDOR = 12  # distance from a row's edge of the lines that run along it
+
+_NCNAME_INVALID = re.compile(r"[^A-Za-z0-9_.\-]")
+
+
+@dataclass(frozen=True)
+class _Node:
+    id: str
+    tag: str
+    lane: str
+    name: str | None = None
+    documentation: str | None = None
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return _SIZES.get(self.tag, _TASK_SIZE)
+
+
+@dataclass(frozen=True)
+class _Flow:
+    id: str
+    source: str
+    target: str
+    name: str | None = None
+    condition: str | None = None
+
+
+@dataclass(frozen=True)
+class _Box:
+    x: int
+    y: int
+    width: int
+    height: int
+
+    @property
+    def cx(self) -> int:
+        return self.x + self.width // 2
+
+    @property
+    def cy(self) -> int:
+        return self.y + self.height // 2
+
+    # Midpoints of the sides lie on the border of every shape drawn here: a rectangle,
+    # a diamond (its vertices) and a circle (its extremes).
+    def left(self) -> tuple[int, int]:
+        return (self.x, self.cy)
+
+    def right(self) -> tuple[int, int]:
+        return (self.x + self.width, self.cy)
+
+    def top(self) -> tuple[int, int]:
+        return (self.cx, self.y)
+
+    def bottom(self) -> tuple[int, int]:
+        return (self.cx, self.y + self.height)
+
+
+@dataclass
+class _Ids:
+    """Hands out unique NCName ids, so odd step ids or outcome labels cannot clash."""
+
+    used: set[str] = field(default_factory=set)
+
+    def take(self, base: str) -> str:
+        candidate = ncname(base)
+        suffix = 2
+        unique = candidate
+        while unique in self.used:
+            unique = f"{candidate}_{suffix}"
+            suffix += 1
+        self.used.add(unique)
+        return unique
+
+
+@dataclass
+class _Graph:
+    nodes: list[_Node] = field(default_factory=list)
+    flows: list[_Flow] = field(default_factory=list)
+    starts: list[str] = field(default_factory=list)
+
+
+def ncname(text: str) -> str:
+    """`text` as an XML NCName: invalid characters become `_`, a bad first one gets `_`."""
+    cleaned = _NCNAME_INVALID.sub("_", text) or "_"
+    return cleaned if re.match(r"[A-Za-z_]", cleaned) else "_" + cleaned
+
+
+def process_id(sop: SopDefinition) -> str:
+    """The BPMN process id for `sop` (its code, when that is already an NCName)."""
+    return ncname(sop.code)
+
+
+def task_id(step_id: str) -> str:
+    """The id of a step's task element (unique unless two step ids differ only in
+    characters an NCName cannot hold, which the catalog's id pattern rules out)."""
+    return ncname(f"Task_{step_id}")
+
+
+def to_bpmn(sop: SopDefinition, roles: Mapping[str, Role]) -> str:
+    """The BPMN document, declaration included.
+
+    lxml refuses a `str` that carries an encoding declaration: encode the result to
+    UTF-8 bytes before handing it to lxml (or SpiffWorkflow's `add_bpmn_str`).
+    """
+    graph = _build_graph(sop)
+    lanes = _lanes_in_order(sop, graph.nodes)
+    pid = process_id(sop)
+    lane_ids = {lane: ncname(f"Lane_{lane}") for lane in lanes}
+
+    root = ET.Element(
+        "bpmn:definitions",
+        {f"xmlns:{prefix}": uri for prefix, uri in NAMESPACES.items()}
+        | {
+            "id": f"Definitions_{pid}",
+            "targetNamespace": TARGET_NAMESPACE,
+            "exporter": "Alur",
+            "exporterVersion": str(sop.version),
+        },
+    )
+    collaboration = _sub(root, "collaboration", id=f"Collaboration_{pid}")
+    _sub(collaboration, "participant", id=f"Participant_{pid}", name=sop.title, processRef=pid)
+    _write_process(root, sop, roles, graph, lane_ids)
+    _write_diagram(root, pid, graph, lane_ids)
+
+    ET.indent(root, space="  ")
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _write_process(
+    root: ET.Element,
+    sop: SopDefinition,
+    roles: Mapping[str, Role],
+    graph: _Graph,
+    lane_ids: Mapping[str, str],
+) -> None:
+    pid = process_id(sop)
+    process = _sub(root, "process", id=pid, name=sop.title, isExecutable="true")
+    _documentation(
+        process,
+        _describe(sop.requirements, sop.output, sop.time_standard, sop.source_note),
+    )
+    lane_set = _sub(process, "laneSet", id=f"LaneSet_{pid}")
+    for lane, lane_id in lane_ids.items():
+        role = roles.get(lane)
+        lane_element = _sub(
+            lane_set, "lane", id=lane_id, name=role.name if role is not None else lane
+        )
+        for node in graph.nodes:
+            if node.lane == lane:
+                _sub(lane_element, "flowNodeRef").text = node.id
+
+    incoming: dict[str, list[str]] = {}
+    outgoing: dict[str, list[str]] = {}
+    for flow in graph.flows:
+        outgoing.setdefault(flow.source, []).append(flow.id)
+        incoming.setdefault(flow.target, []).append(flow.id)
+    for node in graph.nodes:
+        element = _sub(process, node.tag, id=node.id, **_named(node.name))
+        _documentation(element, node.documentation)
+        for flow_id in incoming.get(node.id, ()):
+            _sub(element, "incoming").text = flow_id
+        for flow_id in outgoing.get(node.id, ()):
+            _sub(element, "outgoing").text = flow_id
+    for flow in graph.flows:
+        element = _sub(
+            process,
+            "sequenceFlow",
+            id=flow.id,
+            sourceRef=flow.source,
+            targetRef=flow.target,
+            **_named(flow.name),
+        )
+        if flow.condition is not None:
+            condition = _sub(
+                element, "conditionExpression", **{"xsi:type": "bpmn:tFormalExpression"}
+            )
+            condition.text = flow.condition
+
+
+def _write_diagram(root: ET.Element, pid: str, graph: _Graph, lane_ids: Mapping[str, str]) -> None:
+    ranks = _rank(graph)
+    boxes, bands = _layout(graph.nodes, list(lane_ids), ranks)
+    diagram = ET.SubElement(root, "bpmndi:BPMNDiagram", id=f"BPMNDiagram_{pid}")
+    plane = ET.SubElement(
+        diagram, "bpmndi:BPMNPlane", id=f"BPMNPlane_{pid}", bpmnElement=f"Collaboration_{pid}"
+    )
+    pool = _pool_box(bands, ranks)
+    _shape(plane, f"Participant_{pid}", pool, horizontal=True)
+    for lane, lane_id in lane_ids.items():
+        top, bottom = bands[lane]
+        lane_box = _Box(
+            pool.x + _POOL_LABEL_WIDTH, top, pool.width - _POOL_LABEL_WIDTH, bottom - top
+        )
+        _shape(plane, lane_id, lane_box, horizontal=True)
+    for node in graph.nodes:
+        _shape(plane, node.id, boxes[node.id])
+    gateways = {node.id for node in graph.nodes if node.tag == "exclusiveGateway"}
+    for flow in graph.flows:
+        edge = ET.SubElement(plane, "bpmndi:BPMNEdge", id=f"{flow.id}_di", bpmnElement=flow.id)
+        waypoints = _route(
+            boxes[flow.source],
+            boxes[flow.target],
+            span=ranks[flow.target] - ranks[flow.source],
+            from_gateway=flow.source in gateways,
+        )
+        for x, y in waypoints:
+            ET.SubElement(edge, "di:waypoint", x=str(x), y=str(y))
+
+
+def _build_graph(sop: SopDefinition) -> _Graph:
+    ids = _Ids()
+    graph = _Graph()
+    tasks = {step.id: ids.take(f"Task_{step.id}") for step in sop.steps}
+
+    def flow(
+        source: str, target: str, name: str | None = None, condition: str | None = None
+    ) -> None:
+        graph.flows.append(
+            _Flow(ids.take(f"Flow_{source}_{target}"), source, target, name, condition)
+        )
+
+    for entry in sop.entry_points:
+        lane = sop.step(entry).lane
+        start = _Node(ids.take(f"StartEvent_{entry}"), "startEvent", lane, START_NAME)
+        graph.nodes.append(start)
+        graph.starts.append(start.id)
+        flow(start.id, tasks[entry])
+
+    for step in sop.steps:
+        task = _Node(
+            tasks[step.id],
+            _TASK_TAGS[step.kind],
+            step.lane,
+            f"{step.number}. {step.activity}",
+            _describe_step(step),
+        )
+        graph.nodes.append(task)
+        if step.outcomes is not None:
+            gateway = _Node(ids.take(f"Gateway_{step.id}"), "exclusiveGateway", step.lane)
+            graph.nodes.append(gateway)
+            flow(task.id, gateway.id)
+            for outcome, target in step.outcomes.items():
+                if target is None:
+                    end_id = ids.take(f"EndEvent_{step.id}_{outcome}")
+                    graph.nodes.append(_Node(end_id, "endEvent", step.lane, END_NAME))
+                    target_id = end_id
+                else:
+                    target_id = tasks[target]
+                flow(gateway.id, target_id, outcome, f"outcome == {json.dumps(outcome)}")
+        elif step.next is not None:
+            flow(task.id, tasks[step.next])
+        else:
+            end_id = ids.take(f"EndEvent_{step.id}")
+            graph.nodes.append(_Node(end_id, "endEvent", step.lane, END_NAME))
+            flow(task.id, end_id)
+    return graph
+
+
+def _lanes_in_order(sop: SopDefinition, nodes: Iterable[_Node]) -> list[str]:
+    used = list(dict.fromkeys(node.lane for node in nodes))
+    return [lane for lane in sop.lanes if lane in used] + [
+        lane for lane in used if lane not in sop.lanes
+    ]
+
+
+def _rank(graph: _Graph) -> dict[str, int]:
+    """Column of each node: the longest path from a start event, loops ignored.
+
+    Back edges are found by a depth-first search from the start events (then from any
+    node left unvisited, so a broken definition still lays out); the rest is a DAG.
+    """
+    successors: dict[str, list[str]] = {node.id: [] for node in graph.nodes}
+    for flow in graph.flows:
+        successors[flow.source].append(flow.target)
+
+    on_stack: set[str] = set()
+    done: set[str] = set()
+    back_edges: set[tuple[str, str]] = set()
+    roots = graph.starts + [node.id for node in graph.nodes]
+    for root in roots:
+        if root in done:
+            continue
+        # Iterative DFS: a long SOP must not hit the recursion limit.
+        stack: list[tuple[str, int]] = [(root, 0)]
+        on_stack.add(root)
+        while stack:
+            node_id, index = stack[-1]
+            if index < len(successors[node_id]):
+                stack[-1] = (node_id, index + 1)
+                target = successors[node_id][index]
+                if target in on_stack:
+                    back_edges.add((node_id, target))
+                elif target not in done:
+                    on_stack.add(target)
+                    stack.append((target, 0))
+            else:
+                stack.pop()
+                on_stack.discard(node_id)
+                done.add(node_id)
+
+    forward = [
+        (flow.source, flow.target)
+        for flow in graph.flows
+        if (flow.source, flow.target) not in back_edges
+    ]
+    in_degree = {node.id: 0 for node in graph.nodes}
+    for _, target in forward:
+        in_degree[target] += 1
+    ranks = {node.id: 0 for node in graph.nodes}
+    ready = [node.id for node in graph.nodes if in_degree[node.id] == 0]
+    while ready:
+        node_id = ready.pop(0)
+        for source, target in forward:
+            if source != node_id:
+                continue
+            ranks[target] = max(ranks[target], ranks[node_id] + 1)
+            in_degree[target] -= 1
+            if in_degree[target] == 0:
+                ready.append(target)
+    return ranks
+
+
+def _layout(
+    nodes: list[_Node], lanes: list[str], ranks: Mapping[str, int]
+) -> tuple[dict[str, _Box], dict[str, tuple[int, int]]]:
+    """Node boxes, and each lane's band as (top, bottom).
+
+    Nodes sharing a lane and a column are stacked in rows; a lane is as tall as its
+    fullest column.
+    """
+    rows: dict[str, int] = {}
+    cell_sizes: dict[tuple[str, int], int] = {}
+    for node in nodes:
+        cell = (node.lane, ranks[node.id])
+        rows[node.id] = cell_sizes.get(cell, 0)
+        cell_sizes[cell] = rows[node.id] + 1
+
+    bands: dict[str, tuple[int, int]] = {}
+    top = _POOL_Y
+    for lane in lanes:
+        row_count = max(
+            (size for (cell_lane, _), size in cell_sizes.items() if cell_lane == lane), default=1
+        )
+        bands[lane] = (top, top + row_count * _ROW_HEIGHT)
+        top += row_count * _ROW_HEIGHT
+
+    first_column = _POOL_X + _POOL_LABEL_WIDTH + _LANE_PAD_LEFT
+    boxes: dict[str, _Box] = {}
+    for node in nodes:
+        width, height = node.size
+        cx = first_column + ranks[node.id] * _COLUMN_WIDTH + _COLUMN_WIDTH // 2
+        cy = bands[node.lane][0] + rows[node.id] * _ROW_HEIGHT + _ROW_HEIGHT // 2
+        boxes[node.id] = _Box(cx - width // 2, cy - height // 2, width, height)
+    return boxes, bands
+
+
+def _pool_box(bands: Mapping[str, tuple[int, int]], ranks: Mapping[str, int]) -> _Box:
+    columns = max(ranks.values(), default=0) + 1
+    width = _POOL_LABEL_WIDTH + _LANE_PAD_LEFT + columns * _COLUMN_WIDTH + _LANE_PAD_RIGHT
+    bottom = max((band[1] for band in bands.values()), default=_POOL_Y + _ROW_HEIGHT)
+    return _Box(_POOL_X, _POOL_Y, width, bottom - _POOL_Y)
+
+
+def _route(source: _Box, target: _Box, *, span: int, from_gateway: bool) -> list[tuple[int, int]]:
+    """Orthogonal waypoints from `source`'s border to `target`'s border.
+
+    `span` is the number of columns from source to target (not positive for a loop).
+    Vertical runs use the gutters between columns and horizontal runs that cross
+    columns use the empty margins of a row (loops above the shapes, skips below), so a
+    line never passes through a shape.
+    """
+    if span >= 1:
+        if source.cy == target.cy:
+            if span == 1:
+                return [source.right(), target.left()]
+            below = _bottom_track(target)
+            return [source.bottom(), (source.cx, below), (target.cx, below), target.bottom()]
+        gutter = source.cx + _COLUMN_WIDTH // 2
+        if from_gateway:
+            # A branch leaves the diamond by its top or bottom vertex, so it does not
+            # share the right vertex with the branch that goes straight on.
+            if target.cy > source.cy:
+                vertex, lane_y = source.bottom(), _bottom_track(source)
+            else:
+                vertex, lane_y = source.top(), _top_track(source)
+            leave = [vertex, (source.cx, lane_y), (gutter, lane_y)]
+        else:
+            leave = [source.right(), (gutter, source.cy)]
+        if span == 1:
+            return [*leave, (gutter, target.cy), target.left()]
+        below = _bottom_track(target)
+        return [*leave, (gutter, below), (target.cx, below), target.bottom()]
+
+    above = _top_track(target)
+    if source == target:
+        # A step that repeats itself: out of the right side, back in from above.
+        right_x = source.right()[0] + _CORRIDOR
+        return [
+            source.right(),
+            (right_x, source.cy),
+            (right_x, above),
+            (source.cx, above),
+            source.top(),
+        ]
+    if source.cy == target.cy:
+        return [source.top(), (source.cx, above), (target.cx, above), target.top()]
+    own_above = _top_track(source)
+    gutter = source.cx - _COLUMN_WIDTH // 2
+    return [
+        source.top(),
+        (source.cx, own_above),
+        (gutter, own_above),
+        (gutter, above),
+        (target.cx, above),
+        target.top(),
+    ]
+
+
+def _top_track(box: _Box) -> int:
+    """The y of the free track along the top margin of `box`'s row."""
+    return box.cy - _ROW_HEIGHT // 2 + _CORRIDOR
+
+
+def _bottom_track(box: _Box) -> int:
+    return box.cy + _ROW_HEIGHT // 2 - _CORRIDOR
+
+
+def _describe_step(step: Step) -> str | None:
+    lines = _describe(step.requirements, step.output, step.time_standard, step.source_note)
+    extra = []
+    if step.kind is StepKind.AUTOMATED and step.job is not None:
+        extra.append(f"Job: {step.job}")
+    if step.kind is StepKind.EXTERNAL and step.owner is not None:
+        extra.append(f"Dicatat oleh: {step.owner}")
+    combined = [*(lines.splitlines() if lines else []), *extra]
+    return "\n".join(combined) or None
+
+
+def _describe(
+    requirements: Iterable[str],
+    output: str | None,
+    time_standard: TimeStandard | None,
+    source_note: str | None,
+) -> str | None:
+    """The *mutu baku* (requirements, standard time, output) as documentation text."""
+    lines = []
+    required = list(requirements)
+    if required:
+        lines.append("Persyaratan: " + "; ".join(required))
+    if time_standard is not None:
+        span = (
+            f"{time_standard.min}–{time_standard.max}"
+            if time_standard.is_range
+            else time_standard.min
+        )
+        basis = "waktu kerja" if time_standard.basis == "working" else "waktu kalender"
+        lines.append(f"Waktu: {time_standard.source_text} ({span}, {basis})")
+    if output:
+        lines.append(f"Output: {output}")
+    if source_note:
+        lines.append(f"Catatan: {source_note}")
+    return "\n".join(lines) or None
+
+
+def _sub(parent: ET.Element, tag: str, **attributes: str) -> ET.Element:
+    return ET.SubElement(parent, f"bpmn:{tag}", attributes)
+
+
+def _named(name: str | None) -> dict[str, str]:
+    return {"name": name} if name else {}
+
+
+def _documentation(element: ET.Element, text: str | None) -> None:
+    # The schema wants documentation before every other child, so it is written first.
+    if text:
+        _sub(element, "documentation").text = text
+
+
+def _shape(plane: ET.Element, element_id: str, box: _Box, *, horizontal: bool = False) -> None:
+    attributes = {"id": f"{element_id}_di", "bpmnElement": element_id}
+    if horizontal:
+        attributes["isHorizontal"] = "true"
+    shape = ET.SubElement(plane, "bpmndi:BPMNShape", attributes)
+    ET.SubElement(
+        shape,
+        "dc:Bounds",
+        x=str(box.x),
+        y=str(box.y),
+        width=str(box.width),
+        height=str(box.height),
+    )

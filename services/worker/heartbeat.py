@@ -1,0 +1,16 @@
+"""The worker's sign of life, which the API's readiness check can read."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+HEARTBEAT_KEY = "alur:worker:heartbeat"
+HEARTBEAT_TTL_SECONDS = 60
+
+
+async def beat(ctx: dict[str, Any]) -> None:
+    """Record, per worker, the time it last ran; entries expire when a worker dies."""
+    redis = ctx["redis"]
+    await redis.hset(HEARTBEAT_KEY, ctx["worker_id"], f"{time.time():.3f}")
+    await redis.expire(HEARTBEAT_KEY, HEARTBEAT_TTL_SECONDS)

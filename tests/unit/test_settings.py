@@ -1,0 +1,64 @@
+"""Settings fail fast on unsafe values and document every variable."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, ValidationError
+
+from services.core.settings import DEVELOPMENT_JWT_SECRET, Settings
+
+STRONG_SECRET = "s" * 40
+
+
+def _env_names(model: type[BaseModel], prefix: str = "ALUR_") -> list[str]:
+    names = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names += _env_names(annotation, f"{prefix}{name.upper()}__")
+        else:
+            names.append(f"{prefix}{name.upper()}")
+    return names
+
+
+def test_development_accepts_the_development_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("ALUR_AUTH__JWT_SECRET", raising=False)
+    settings = Settings(env="development")
+    assert settings.auth.jwt_secret.get_secret_value() == DEVELOPMENT_JWT_SECRET
+    assert settings.database_url.startswith("sqlite+aiosqlite:///")
+
+
+@pytest.mark.parametrize("env", ["test", "production"])
+def test_other_modes_refuse_the_development_secret(env: str) -> None:
+    with pytest.raises(ValidationError, match="ALUR_AUTH__JWT_SECRET"):
+        Settings(env=env, auth={"jwt_secret": DEVELOPMENT_JWT_SECRET})
+
+
+def test_short_secret_is_refused_outside_development() -> None:
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings(env="test", auth={"jwt_secret": "short"})
+
+
+def test_production_needs_a_database() -> None:
+    with pytest.raises(ValidationError, match="ALUR_DATABASE__URL"):
+        Settings(env="production", auth={"jwt_secret": STRONG_SECRET}, database={"url": None})
+
+
+def test_nested_sections_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALUR_ENV", "production")
+    monkeypatch.setenv("ALUR_AUTH__JWT_SECRET", STRONG_SECRET)
+    monkeypatch.setenv("ALUR_AUTH__ALGORITHMS", "RS256, ES256")
+    monkeypatch.setenv("ALUR_DATABASE__URL", "postgresql+asyncpg://alur@db/alur")
+    settings = Settings()
+    assert settings.auth.algorithms == ["RS256", "ES256"]
+    assert settings.database_url == "postgresql+asyncpg://alur@db/alur"
+    assert not settings.is_embedded
+
+
+def test_readme_documents_every_setting() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    documented = set(re.findall(r"`(ALUR_[A-Z_]+)`", readme))
+    assert set(_env_names(Settings)) <= documented
