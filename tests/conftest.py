@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 from services.api.app import create_app
 from services.core import migrate
 from services.core.db import create_engine
+from services.core.identity.tokens import issue_token
 from services.core.settings import Settings, get_settings
 
 TEST_DATABASE_URL = os.environ.get("ALUR_TEST_DATABASE_URL")
@@ -139,3 +141,33 @@ async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         finally:
             await session.close()
             await transaction.rollback()
+
+
+TokenFactory = Callable[..., dict[str, str]]
+
+
+@pytest.fixture(scope="session")
+def auth_headers(settings: Settings) -> TokenFactory:
+    """`auth_headers(roles, satker=..., sub=...)` -> an Authorization header of a valid JWT."""
+
+    def make(
+        roles: Sequence[str],
+        *,
+        satker: str = "pn-tais",
+        sub: str | None = None,
+        name: str | None = None,
+        ttl: timedelta = timedelta(hours=1),
+        age: timedelta = timedelta(0),
+    ) -> dict[str, str]:
+        token = issue_token(
+            settings.auth,
+            sub=sub or f"{'-'.join(roles) or 'nobody'}@{satker}",
+            roles=list(roles),
+            satker=satker,
+            name=name,
+            ttl=ttl,
+            now=datetime.now(UTC) - age,
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+    return make

@@ -6,16 +6,24 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import structlog
+from arq import create_pool
+from arq.connections import RedisSettings
 from fastapi import FastAPI
 
 from services.api.catalog.router import router as catalog_router
 from services.api.context import AppContext
 from services.api.health.router import router as health_router
+from services.api.instances.router import router as instances_router
+from services.api.instances.tasks_router import router as tasks_router
 from services.api.problems import install_problem_handlers
+from services.api.satkers.router import router as satkers_router
 from services.core import migrate
 from services.core.catalog.loader import load_catalog
 from services.core.catalog.service import sync_catalog
 from services.core.db import create_engine, session_factory, unit_of_work, utcnow
+from services.core.identity.tokens import TokenVerifier
+from services.core.instances.jobs import QUEUE_NAME
+from services.core.instances.service import Services
 from services.core.redis import EmbeddedRedis, connect
 from services.core.settings import Settings, get_settings
 
@@ -44,6 +52,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.include_router(health_router)
     app.include_router(catalog_router)
+    app.include_router(instances_router)
+    app.include_router(tasks_router)
+    app.include_router(satkers_router)
     return app
 
 
@@ -71,6 +82,15 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> AppContext:
         url = embedded.url
     redis = connect(url)
     stack.push_async_callback(redis.aclose)
+    queue = await create_pool(RedisSettings.from_dsn(url), default_queue_name=QUEUE_NAME)
+    stack.push_async_callback(queue.aclose)
     return AppContext(
-        settings=settings, engine=engine, sessions=sessions, redis=redis, catalog=catalog
+        settings=settings,
+        engine=engine,
+        sessions=sessions,
+        redis=redis,
+        queue=queue,
+        catalog=catalog,
+        verifier=TokenVerifier(settings.auth),
+        services=Services(roles={role.id: role for role in catalog.roles}),
     )

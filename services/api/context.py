@@ -1,14 +1,23 @@
-"""What the app holds for its lifetime: settings, database, Redis, the loaded catalog."""
+"""What the app holds for its lifetime: settings, database, Redis, catalog, caches."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+import structlog
+from arq.connections import ArqRedis
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.core.engine.definition import Catalog
+from services.core.identity.tokens import TokenVerifier
+from services.core.instances.jobs import QueuedJob, enqueue_jobs
+from services.core.instances.service import Services
 from services.core.settings import Settings
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass
@@ -17,4 +26,15 @@ class AppContext:
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
     redis: Redis
+    queue: ArqRedis
     catalog: Catalog
+    verifier: TokenVerifier
+    services: Services
+
+    async def enqueue(self, jobs: Sequence[QueuedJob]) -> None:
+        """Send jobs after commit. A failure loses nothing: the open task is durable in
+        the database and the worker's sweep enqueues it again."""
+        try:
+            await enqueue_jobs(self.queue, jobs)
+        except (RedisError, OSError) as exc:
+            log.warning("enqueue failed; the sweep will retry", error=str(exc), jobs=len(jobs))

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Annotated, cast
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Annotated, Any, cast
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.context import AppContext
 from services.core.db import unit_of_work
+from services.core.engine.state import Actor
+from services.core.errors import AlurError
+from services.core.identity.tokens import Principal, TokenMissing
+from services.core.instances.jobs import QueuedJob
 
 
 def get_context(request: Request) -> AppContext:
@@ -20,9 +26,72 @@ Context = Annotated[AppContext, Depends(get_context)]
 
 
 async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
-    """The request's transaction: committed when the handler returns, rolled back on error."""
+    """A read-mostly request's transaction: committed when the handler returns."""
     async with unit_of_work(context.sessions) as session:
         yield session
 
 
-Session = Annotated[AsyncSession, Depends(get_session)]
+Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+
+
+@dataclass
+class UnitOfWork:
+    """The request's transaction plus the jobs to enqueue once it has committed."""
+
+    session: AsyncSession
+    jobs: list[QueuedJob] = field(default_factory=list)
+
+
+async def get_unit_of_work(context: Context) -> AsyncIterator[UnitOfWork]:
+    async with unit_of_work(context.sessions) as session:
+        uow = UnitOfWork(session)
+        yield uow
+    # Committed (an exception would have skipped this): now the jobs may run.
+    if uow.jobs:
+        await context.enqueue(uow.jobs)
+
+
+# "function" scope: the commit happens before the response is sent, so a client never
+# sees success for a change that did not commit.
+Work = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
+
+_bearer = HTTPBearer(auto_error=False, description="A JWT with sub, roles, satker claims.")
+
+
+def get_principal(
+    context: Context,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise TokenMissing("A Bearer token is required (Authorization: Bearer <JWT>)")
+    return context.verifier.verify(credentials.credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+
+
+def get_actor(principal: CurrentPrincipal) -> Actor:
+    return Actor(
+        sub=principal.sub, roles=principal.roles, satker=principal.satker, name=principal.name
+    )
+
+
+CurrentActor = Annotated[Actor, Depends(get_actor)]
+
+
+class RoleRequired(AlurError):
+    code = "role_required"
+    status = 403
+    title = "Your roles do not allow this"
+
+
+def require_role(role: str) -> Callable[[Actor], Coroutine[Any, Any, Actor]]:
+    async def check(actor: CurrentActor) -> Actor:
+        if role not in actor.roles:
+            raise RoleRequired(f"This needs the {role!r} role", extra={"required_role": role})
+        return actor
+
+    return check
+
+
+Admin = Annotated[Actor, Depends(require_role("admin"))]

@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.core.engine.errors import DomainError
 from services.core.errors import AlurError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -56,7 +57,7 @@ def problem_response(
     title: str,
     detail: str | None = None,
     headers: Mapping[str, str] | None = None,
-    **extra: Any,
+    extra: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": f"urn:alur:problem:{code}",
@@ -65,7 +66,7 @@ def problem_response(
         "detail": detail,
         "instance": request.url.path,
         "code": code,
-        **extra,
+        **(extra or {}),
     }
     return JSONResponse(
         body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=dict(headers or {})
@@ -81,7 +82,19 @@ async def _alur_error(request: Request, exc: Exception) -> JSONResponse:
         title=exc.title,
         detail=exc.detail,
         headers=getattr(exc, "headers", None),
-        **exc.extra,
+        extra=exc.extra,
+    )
+
+
+async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, DomainError)
+    return problem_response(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.code.replace("_", " ").capitalize(),
+        detail=exc.message,
+        extra=exc.details,
     )
 
 
@@ -102,7 +115,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
         code="validation_error",
         title="The request is not valid",
         detail=summary,
-        errors=errors,
+        extra={"errors": errors},
     )
 
 
@@ -135,6 +148,7 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AlurError, _alur_error)
+    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)

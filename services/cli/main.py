@@ -12,11 +12,13 @@ from typing import Annotated
 import orjson
 import typer
 
+from services.cli.token import token_app
 from services.core.settings import get_settings
 
 app = typer.Typer(help="Alur: executable SOPs for courts.", no_args_is_help=True)
 catalog_app = typer.Typer(help="Validate and export the SOP catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(token_app, name="token")
 
 
 def _port() -> int:

@@ -35,6 +35,8 @@ SQLModel.metadata.naming_convention = {
 }
 
 JsonType = sa.JSON().with_variant(JSONB(), "postgresql")
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets 64-bit ids.
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 class UtcDateTime(sa.types.TypeDecorator[datetime]):

@@ -166,7 +166,8 @@ def test_external_steps_belong_to_external_lanes_with_an_internal_owner(catalog:
     for _, step in external:
         assert step.kind is StepKind.EXTERNAL
         assert roles[step.lane].external
-        assert step.owner is not None and not roles[step.owner].external
+        assert step.owner is not None
+        assert not roles[step.owner].external
 
 
 def test_sop_05_has_its_routine_renewal_and_incident_entry_points(catalog: Catalog) -> None:

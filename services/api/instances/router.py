@@ -1,0 +1,356 @@
+"""Instances: start, list, read, move forward (transitions), cancel, comment, audit."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response, status
+from fastapi.responses import JSONResponse
+
+from services.api.deps import Context, CurrentActor, Session, Work
+from services.api.instances.schemas import (
+    AuditReport,
+    CancelCreate,
+    CommentCreate,
+    EventPage,
+    EventPublic,
+    InstanceCreate,
+    InstancePage,
+    InstancePublic,
+    InstanceSummary,
+    TransitionCreate,
+    instance_public,
+)
+from services.api.problems import problem_responses
+from services.core.db import utcnow
+from services.core.engine.definition import StepKind
+from services.core.engine.errors import TaskNotFound
+from services.core.engine.state import (
+    Actor,
+    Cancel,
+    Command,
+    Comment,
+    CompleteTask,
+    InstanceState,
+    RecordExternal,
+)
+from services.core.errors import AlurError
+from services.core.instances import queries
+from services.core.instances import service as instances
+from services.core.instances.jobs import QueuedJob
+from services.core.instances.service import Applied
+
+router = APIRouter(prefix="/v1/instances", tags=["instances"])
+
+CommandFactory = Callable[[InstanceState, Actor, list[str]], Command]
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(max_length=200, description="Replays the first response for a repeated key."),
+]
+IfMatch = Annotated[str | None, Header(description="The ETag of the instance as you read it.")]
+
+
+class InvalidIfMatch(AlurError):
+    code = "invalid_if_match"
+    status = 400
+    title = "If-Match is not an ETag of this API"
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def parse_if_match(value: str | None) -> int | None:
+    if value is None or value.strip() == "*":
+        return None
+    text = value.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise InvalidIfMatch(f"If-Match {value!r} is not an ETag such as '\"3\"'")
+    return int(text)
+
+
+def _respond(
+    context: Context, work: Work, applied: Applied, response: Response, now: datetime
+) -> InstancePublic:
+    work.jobs += [
+        QueuedJob(instance_id=applied.view.record.id, task_id=job.task_id, job=job.job)
+        for job in applied.jobs
+    ]
+    response.headers["ETag"] = etag(applied.view.state.version)
+    return instance_public(applied.view, context.services.roles, now)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=InstancePublic,
+    summary="Start a SOP",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def start(
+    body: InstanceCreate,
+    actor: CurrentActor,
+    context: Context,
+    work: Work,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> InstancePublic | JSONResponse:
+    now = utcnow()
+    if idempotency_key is not None:
+        replay = await instances.claim_idempotency_key(
+            work.session,
+            satker_id=actor.satker,
+            principal=actor.sub,
+            key=idempotency_key,
+            body_hash=instances.request_hash(body.model_dump(mode="json")),
+            now=now,
+        )
+        if replay is not None:
+            return JSONResponse(
+                replay,
+                status_code=status.HTTP_201_CREATED,
+                headers={"Idempotent-Replayed": "true", "ETag": etag(replay["version"])},
+            )
+    applied = await instances.start_instance(
+        work.session,
+        context.services,
+        actor,
+        sop=body.sop,
+        title=body.title,
+        entry_point=body.entry_point,
+        context=body.context,
+        satker=body.satker,
+        started_at=body.started_at,
+        now=now,
+    )
+    public = _respond(context, work, applied, response, now)
+    response.headers["Location"] = f"/v1/instances/{public.id}"
+    if idempotency_key is not None:
+        await instances.store_idempotent_response(
+            work.session,
+            satker_id=actor.satker,
+            principal=actor.sub,
+            key=idempotency_key,
+            status_code=status.HTTP_201_CREATED,
+            response=public.model_dump(mode="json"),
+        )
+    return public
+
+
+@router.get(
+    "",
+    response_model=InstancePage,
+    summary="Instances you can see, newest first",
+    responses=problem_responses(401, 422),
+)
+async def list_instances(
+    actor: CurrentActor,
+    context: Context,
+    session: Session,
+    sop: str | None = None,
+    state: Annotated[str | None, Query(pattern="^(active|completed|cancelled)$")] = None,
+    satker: str | None = None,
+    overdue: bool | None = None,
+    lane: str | None = None,
+    started_from: datetime | None = None,
+    started_to: datetime | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
+) -> InstancePage:
+    directory = await context.services.directory(session)
+    records, next_cursor = await queries.list_instances(
+        session,
+        directory,
+        actor,
+        queries.InstanceFilter(
+            sop=sop,
+            state=state,
+            satker=satker,
+            overdue=overdue,
+            lane=lane,
+            started_from=started_from,
+            started_to=started_to,
+        ),
+        cursor=cursor,
+        limit=limit,
+        now=utcnow(),
+    )
+    return InstancePage(
+        items=[
+            InstanceSummary(
+                id=r.id,
+                sop=r.sop_code,
+                sop_version=r.sop_version,
+                satker=r.satker_id,
+                title=r.title,
+                status=r.status,
+                version=r.version,
+                started_at=r.started_at,
+                ended_at=r.ended_at,
+                due_at=r.due_at,
+                created_by=r.created_by,
+            )
+            for r in records
+        ],
+        next_cursor=next_cursor,
+    )
+
+
+@router.get(
+    "/{instance_id}",
+    response_model=InstancePublic,
+    summary="One instance with its tasks and deadlines",
+    responses=problem_responses(401, 404),
+)
+async def get_instance(
+    instance_id: str, actor: CurrentActor, context: Context, session: Session, response: Response
+) -> InstancePublic:
+    view = await instances.get_view(session, context.services, actor, instance_id)
+    response.headers["ETag"] = etag(view.state.version)
+    return instance_public(view, context.services.roles, utcnow())
+
+
+def _transition(body: TransitionCreate) -> CommandFactory:
+    def make(state: InstanceState, actor: Actor, ids: list[str]) -> Command:
+        if body.task is not None:
+            task = state.task(body.task)
+        else:
+            task = next((t for t in state.open_tasks if t.step_id == body.step), None)
+        if task is None:
+            raise TaskNotFound(body.task or f"open task of step {body.step!r}")
+        if task.kind is StepKind.EXTERNAL:
+            return RecordExternal(
+                actor=actor,
+                task_id=task.id,
+                note=body.note,
+                evidence=tuple(body.evidence),
+                outcome=body.outcome,
+                new_task_ids=ids,
+            )
+        return CompleteTask(
+            actor=actor,
+            task_id=task.id,
+            outcome=body.outcome,
+            note=body.note,
+            evidence=tuple(body.evidence),
+            new_task_ids=ids,
+        )
+
+    return make
+
+
+@router.post(
+    "/{instance_id}/transitions",
+    response_model=InstancePublic,
+    summary="Complete an open task (or record an external step) and move the instance on",
+    responses=problem_responses(400, 401, 403, 404, 409, 412, 422),
+)
+async def transition(
+    instance_id: str,
+    body: TransitionCreate,
+    actor: CurrentActor,
+    context: Context,
+    work: Work,
+    response: Response,
+    if_match: IfMatch = None,
+) -> InstancePublic:
+    now = utcnow()
+    applied = await instances.apply(
+        work.session,
+        context.services,
+        actor,
+        instance_id,
+        _transition(body),
+        if_match=parse_if_match(if_match),
+        now=now,
+    )
+    return _respond(context, work, applied, response, now)
+
+
+@router.post(
+    "/{instance_id}/cancel",
+    response_model=InstancePublic,
+    summary="Cancel the instance and its open tasks",
+    responses=problem_responses(401, 403, 404, 409, 412, 422),
+)
+async def cancel(
+    instance_id: str,
+    body: CancelCreate,
+    actor: CurrentActor,
+    context: Context,
+    work: Work,
+    response: Response,
+    if_match: IfMatch = None,
+) -> InstancePublic:
+    now = utcnow()
+    applied = await instances.apply(
+        work.session,
+        context.services,
+        actor,
+        instance_id,
+        lambda _state, acting, _ids: Cancel(actor=acting, reason=body.reason),
+        if_match=parse_if_match(if_match),
+        now=now,
+    )
+    return _respond(context, work, applied, response, now)
+
+
+@router.post(
+    "/{instance_id}/comments",
+    response_model=InstancePublic,
+    summary="Add a comment to the instance's audit trail",
+    responses=problem_responses(401, 404, 409, 422),
+)
+async def comment(
+    instance_id: str,
+    body: CommentCreate,
+    actor: CurrentActor,
+    context: Context,
+    work: Work,
+    response: Response,
+) -> InstancePublic:
+    now = utcnow()
+    applied = await instances.apply(
+        work.session,
+        context.services,
+        actor,
+        instance_id,
+        lambda _state, acting, _ids: Comment(actor=acting, text=body.text, task_id=body.task),
+        if_match=None,
+        now=now,
+    )
+    return _respond(context, work, applied, response, now)
+
+
+@router.get(
+    "/{instance_id}/events",
+    response_model=EventPage,
+    summary="The instance's audit trail, oldest first",
+    responses=problem_responses(401, 404),
+)
+async def events(
+    instance_id: str, actor: CurrentActor, context: Context, session: Session
+) -> EventPage:
+    records = await instances.events(session, context.services, actor, instance_id)
+    return EventPage(items=[EventPublic.of(record) for record in records])
+
+
+@router.get(
+    "/{instance_id}/audit",
+    response_model=AuditReport,
+    summary="Verify the instance's hash-chained audit trail",
+    responses=problem_responses(401, 404),
+)
+async def audit(
+    instance_id: str, actor: CurrentActor, context: Context, session: Session
+) -> AuditReport:
+    report = await instances.verify(session, context.services, actor, instance_id)
+    return AuditReport(
+        instance_id=report.instance_id,
+        valid=report.valid,
+        events=report.events,
+        problems=report.problems,
+    )

@@ -1,0 +1,235 @@
+"""Request and response shapes of instances and tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+from services.core.audit.models import AuditEventRecord
+from services.core.engine.definition import Role, SopDefinition
+from services.core.engine.state import TaskState
+from services.core.instances.models import TaskRecord
+from services.core.instances.service import InstanceView
+
+
+class InstanceCreate(BaseModel):
+    sop: str = Field(description="SOP code (or number) to start; its current version is pinned.")
+    title: str = Field(min_length=1, max_length=300)
+    entry_point: str | None = Field(default=None, description="Step id; default the first.")
+    context: dict[str, Any] = Field(default_factory=dict)
+    satker: str | None = Field(default=None, description="Default: the caller's satker.")
+    started_at: datetime | None = Field(
+        default=None, description="Admins only: when a procedure begun on paper started."
+    )
+
+
+class TransitionCreate(BaseModel):
+    task: str | None = Field(default=None, description="Id of the open task to complete.")
+    step: str | None = Field(default=None, description="Or the step id of the open task.")
+    outcome: str | None = Field(default=None, description="Required at a decision.")
+    note: str | None = Field(default=None, max_length=4000)
+    evidence: list[str] = Field(default_factory=list, description="References (URLs, file ids).")
+
+    @model_validator(mode="after")
+    def _task_or_step(self) -> TransitionCreate:
+        if (self.task is None) == (self.step is None):
+            raise ValueError("give exactly one of `task` and `step`")
+        return self
+
+
+class CancelCreate(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class CommentCreate(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+    task: str | None = None
+
+
+class AssignCreate(BaseModel):
+    assignee: str = Field(min_length=1, max_length=200, description="The `sub` to assign.")
+
+
+class TaskPublic(BaseModel):
+    id: str
+    step_id: str
+    step_number: int
+    activity: str
+    lane: str
+    lane_name: str
+    owner: str | None
+    kind: str
+    status: str
+    outcomes: list[str] | None = Field(description="Allowed outcomes at a decision.")
+    opened_at: datetime
+    warn_at: datetime | None
+    due_at: datetime | None
+    overdue: bool
+    assignee: str | None
+    claimed_at: datetime | None
+    completed_at: datetime | None
+    completed_by: str | None
+    outcome: str | None
+    note: str | None
+    evidence: list[str]
+    escalation_level: int
+
+
+def task_public(
+    task: TaskState, definition: SopDefinition, roles: Mapping[str, Role], now: datetime
+) -> TaskPublic:
+    step = definition.step(task.step_id)
+    lane = roles.get(task.lane)
+    return TaskPublic(
+        id=task.id,
+        step_id=task.step_id,
+        step_number=step.number,
+        activity=step.activity,
+        lane=task.lane,
+        lane_name=lane.name if lane else task.lane,
+        owner=step.owner,
+        kind=task.kind.value,
+        status=task.status.value,
+        outcomes=list(step.outcomes) if step.outcomes is not None else None,
+        opened_at=task.opened_at,
+        warn_at=task.warn_at,
+        due_at=task.due_at,
+        overdue=task.is_open and task.due_at is not None and task.due_at < now,
+        assignee=task.assignee,
+        claimed_at=task.claimed_at,
+        completed_at=task.completed_at,
+        completed_by=task.completed_by,
+        outcome=task.outcome,
+        note=task.note,
+        evidence=list(task.evidence),
+        escalation_level=task.escalation_level,
+    )
+
+
+class InstanceSummary(BaseModel):
+    id: str
+    sop: str
+    sop_version: int
+    satker: str
+    title: str
+    status: str
+    version: int
+    started_at: datetime
+    ended_at: datetime | None
+    due_at: datetime | None
+    created_by: str
+
+
+class InstancePublic(InstanceSummary):
+    sop_title: str
+    context: dict[str, Any]
+    current_steps: list[str]
+    overdue: bool
+    tasks: list[TaskPublic]
+
+
+def instance_public(view: InstanceView, roles: Mapping[str, Role], now: datetime) -> InstancePublic:
+    record, state = view.record, view.state
+    tasks = [task_public(task, view.definition, roles, now) for task in state.tasks]
+    return InstancePublic(
+        id=record.id,
+        sop=record.sop_code,
+        sop_version=record.sop_version,
+        sop_title=view.definition.title,
+        satker=record.satker_id,
+        title=record.title,
+        context=record.context,
+        status=state.status.value,
+        version=state.version,
+        started_at=state.started_at,
+        ended_at=state.ended_at,
+        due_at=state.due_at,
+        created_by=record.created_by,
+        current_steps=[task.step_id for task in state.open_tasks],
+        overdue=any(task.overdue for task in tasks)
+        or (state.is_active and state.due_at is not None and state.due_at < now),
+        tasks=tasks,
+    )
+
+
+class InstancePage(BaseModel):
+    items: list[InstanceSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page.")
+
+
+class InboxTask(BaseModel):
+    id: str
+    instance_id: str
+    satker: str
+    sop: str
+    step_id: str
+    lane: str
+    owner: str | None
+    kind: str
+    opened_at: datetime
+    warn_at: datetime | None
+    due_at: datetime | None
+    overdue: bool
+    assignee: str | None
+    escalation_level: int
+
+
+def inbox_task(record: TaskRecord, now: datetime) -> InboxTask:
+    return InboxTask(
+        id=record.id,
+        instance_id=record.instance_id,
+        satker=record.satker_id,
+        sop=record.sop_code,
+        step_id=record.step_id,
+        lane=record.lane,
+        owner=record.owner,
+        kind=record.kind,
+        opened_at=record.opened_at,
+        warn_at=record.warn_at,
+        due_at=record.due_at,
+        overdue=record.due_at is not None and record.due_at < now,
+        assignee=record.assignee,
+        escalation_level=record.escalation_level,
+    )
+
+
+class InboxPage(BaseModel):
+    items: list[InboxTask]
+
+
+class EventPublic(BaseModel):
+    seq: int
+    type: str
+    actor: str
+    actor_name: str | None
+    occurred_at: datetime
+    task_id: str | None
+    data: dict[str, Any]
+    hash: str
+
+    @classmethod
+    def of(cls, record: AuditEventRecord) -> EventPublic:
+        return cls(
+            seq=record.seq,
+            type=record.type,
+            actor=record.actor,
+            actor_name=record.actor_name,
+            occurred_at=record.occurred_at,
+            task_id=record.task_id,
+            data=record.data,
+            hash=record.hash,
+        )
+
+
+class EventPage(BaseModel):
+    items: list[EventPublic]
+
+
+class AuditReport(BaseModel):
+    instance_id: str
+    valid: bool
+    events: int
+    problems: list[str]

@@ -1,0 +1,1 @@
+"""`/v1/satkers`: the court tree and each court's calendar overrides."""

@@ -1,0 +1,160 @@
+"""Satkers (courts) and their working-calendar overrides."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any, Literal
+
+from fastapi import APIRouter, status
+from pydantic import BaseModel, Field
+
+from services.api.deps import Admin, Context, CurrentActor, Session, Work
+from services.api.problems import problem_responses
+from services.core.db import utcnow
+from services.core.satkers import service as satkers
+from services.core.satkers.service import SatkerNotFound
+
+router = APIRouter(prefix="/v1/satkers", tags=["satkers"])
+
+
+class SatkerCreate(BaseModel):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", examples=["pn-curup"])
+    name: str = Field(min_length=1, max_length=200, examples=["Pengadilan Negeri Curup"])
+    parent: str | None = Field(default=None, examples=["pt-bengkulu"])
+    lane_role: str | None = Field(
+        default=None, description="The lane this court acts in on its children (e.g. `pt`)."
+    )
+    timezone: str = "Asia/Jakarta"
+
+
+class SatkerPublic(BaseModel):
+    id: str
+    name: str
+    parent: str | None
+    lane_role: str | None
+    timezone: str
+
+
+class SatkerList(BaseModel):
+    items: list[SatkerPublic]
+
+
+class OverrideCreate(BaseModel):
+    kind: Literal["day_off", "extra_working_day", "special_hours"]
+    start_date: date
+    end_date: date
+    hours: dict[str, Any] | None = Field(
+        default=None,
+        description='special_hours: {"monday": ["08:00-12:00", "12:30-15:00"], ...}; '
+        'extra_working_day: {"hours": ["08:00-12:00"]}.',
+    )
+    reason: str = Field(min_length=1, max_length=300)
+
+
+class OverridePublic(OverrideCreate):
+    id: int
+
+
+class OverrideList(BaseModel):
+    items: list[OverridePublic]
+
+
+@router.get("", response_model=SatkerList, summary="Your satker and the ones below it")
+async def list_satkers(actor: CurrentActor, context: Context, session: Session) -> SatkerList:
+    directory = await context.services.directory(session)
+    visible = directory.visible_from(actor.satker)
+    return SatkerList(
+        items=[
+            SatkerPublic(
+                id=s.id, name=s.name, parent=s.parent_id, lane_role=s.lane_role, timezone=s.timezone
+            )
+            for s in directory.all()
+            if s.id in visible
+        ]
+    )
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=SatkerPublic,
+    summary="Add a satker (admin)",
+    responses=problem_responses(401, 403, 404, 409, 422),
+)
+async def create_satker(body: SatkerCreate, actor: Admin, work: Work) -> SatkerPublic:
+    record = await satkers.create_satker(
+        work.session,
+        satker_id=body.id,
+        name=body.name,
+        parent_id=body.parent,
+        lane_role=body.lane_role,
+        timezone=body.timezone,
+        now=utcnow(),
+    )
+    return SatkerPublic(
+        id=record.id,
+        name=record.name,
+        parent=record.parent_id,
+        lane_role=record.lane_role,
+        timezone=record.timezone,
+    )
+
+
+async def _visible(
+    context: Context, session: Any, actor: CurrentActor, satker_id: str
+) -> satkers.Satker:
+    directory = await context.services.directory(session)
+    if satker_id not in directory.visible_from(actor.satker):
+        raise SatkerNotFound(f"No satker {satker_id!r}")
+    return directory.get(satker_id)
+
+
+@router.get(
+    "/{satker_id}/calendar-overrides",
+    response_model=OverrideList,
+    summary="Local days off, extra working days and special hours",
+    responses=problem_responses(401, 404),
+)
+async def list_overrides(
+    satker_id: str, actor: CurrentActor, context: Context, session: Session
+) -> OverrideList:
+    satker = await _visible(context, session, actor, satker_id)
+    records = await satkers.list_overrides(session, satker.id)
+    return OverrideList(
+        items=[
+            OverridePublic(
+                id=r.id or 0,
+                kind=r.kind,
+                start_date=r.start_date,
+                end_date=r.end_date,
+                hours=r.hours,
+                reason=r.reason,
+            )
+            for r in records
+        ]
+    )
+
+
+@router.post(
+    "/{satker_id}/calendar-overrides",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OverridePublic,
+    summary="Add a calendar override (admin); deadlines opened from then on follow it",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def add_override(
+    satker_id: str, body: OverrideCreate, actor: Admin, context: Context, work: Work
+) -> OverridePublic:
+    satker = await _visible(context, work.session, actor, satker_id)
+    record = await satkers.add_override(
+        work.session,
+        satker=satker,
+        kind=body.kind,
+        start_date=body.start_date,
+        end_date=body.end_date,
+        hours=body.hours,
+        reason=body.reason,
+        now=utcnow(),
+    )
+    context.services.calendars.invalidate(satker.id)
+    return OverridePublic(id=record.id or 0, **body.model_dump())

@@ -1,0 +1,46 @@
+"""Audit events and outbox rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlmodel import Field, SQLModel
+
+from services.core.db import BigId, JsonType, UtcDateTime
+
+
+class AuditEventRecord(SQLModel, table=True):
+    """One change, appended in the transaction that made it; `hash` covers every field
+    and the previous event's hash, so an edit or a deletion breaks the chain."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (sa.UniqueConstraint("instance_id", "seq"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    instance_id: str = Field(foreign_key="instance.id", max_length=36)
+    seq: int
+    type: str = Field(max_length=64)
+    actor: str = Field(max_length=200)
+    actor_name: str | None = Field(default=None, max_length=200)
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
+    task_id: str | None = Field(default=None, max_length=36)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JsonType)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64)
+
+
+class OutboxRecord(SQLModel, table=True):
+    """An event waiting to be published (webhooks): written with the change itself."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (sa.Index("ix_outbox_unpublished", "published_at", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    event_id: int = Field(foreign_key="audit_event.id", sa_type=BigId)
+    satker_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    payload: dict[str, Any] = Field(sa_type=JsonType)
+    created_at: datetime = Field(sa_type=UtcDateTime)
+    published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

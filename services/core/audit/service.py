@@ -1,0 +1,183 @@
+"""Append hash-chained audit events (and their outbox rows); verify a chain.
+
+Each event's hash covers its own fields and the previous event's hash; the instance row
+keeps the count and the newest hash, so editing, inserting or deleting any event,
+the newest included, breaks verification.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.core.audit.models import AuditEventRecord, OutboxRecord
+
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    type: str
+    actor: str
+    actor_name: str | None
+    occurred_at: datetime
+    task_id: str | None
+    data: dict[str, Any]
+
+
+def event_hash(
+    *,
+    instance_id: str,
+    seq: int,
+    type: str,
+    actor: str,
+    actor_name: str | None,
+    occurred_at: datetime,
+    task_id: str | None,
+    data: dict[str, Any],
+    prev_hash: str,
+) -> str:
+    document = {
+        "instance_id": instance_id,
+        "seq": seq,
+        "type": type,
+        "actor": actor,
+        "actor_name": actor_name,
+        "occurred_at": occurred_at.isoformat(timespec="microseconds"),
+        "task_id": task_id,
+        "data": data,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def chain(
+    instance_id: str, start_seq: int, prev_hash: str, events: Sequence[NewEvent]
+) -> list[dict[str, Any]]:
+    """Rows for `events`, numbered and hashed after the event `start_seq - 1`."""
+    rows = []
+    for offset, event in enumerate(events):
+        seq = start_seq + offset
+        digest = event_hash(
+            instance_id=instance_id,
+            seq=seq,
+            type=event.type,
+            actor=event.actor,
+            actor_name=event.actor_name,
+            occurred_at=event.occurred_at,
+            task_id=event.task_id,
+            data=event.data,
+            prev_hash=prev_hash,
+        )
+        rows.append(
+            {
+                "instance_id": instance_id,
+                "seq": seq,
+                "type": event.type,
+                "actor": event.actor,
+                "actor_name": event.actor_name,
+                "occurred_at": event.occurred_at,
+                "task_id": event.task_id,
+                "data": event.data,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            }
+        )
+        prev_hash = digest
+    return rows
+
+
+async def insert(
+    session: AsyncSession, rows: Sequence[dict[str, Any]], *, satker_id: str, sop_code: str
+) -> None:
+    """Insert chained event rows (from `chain`) and one outbox row for each."""
+    if not rows:
+        return
+    result = await session.execute(
+        sa.insert(AuditEventRecord).returning(
+            col(AuditEventRecord.id), sort_by_parameter_order=True
+        ),
+        list(rows),
+    )
+    ids = list(result.scalars())
+    await session.execute(
+        sa.insert(OutboxRecord),
+        [
+            {
+                "event_id": event_id,
+                "satker_id": satker_id,
+                "type": row["type"],
+                "payload": {
+                    "id": f"evt_{event_id}",
+                    "type": row["type"],
+                    "occurred_at": row["occurred_at"].isoformat(),
+                    "satker": satker_id,
+                    "instance_id": row["instance_id"],
+                    "sop": sop_code,
+                    "task_id": row["task_id"],
+                    "actor": row["actor"],
+                    "data": row["data"],
+                },
+                "created_at": row["occurred_at"],
+            }
+            for event_id, row in zip(ids, rows, strict=True)
+        ],
+    )
+
+
+async def events_of(session: AsyncSession, instance_id: str) -> Sequence[AuditEventRecord]:
+    query = (
+        select(AuditEventRecord)
+        .where(col(AuditEventRecord.instance_id) == instance_id)
+        .order_by(col(AuditEventRecord.seq))
+    )
+    return (await session.scalars(query)).all()
+
+
+@dataclass
+class ChainReport:
+    instance_id: str
+    valid: bool = True
+    events: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def verify_chain(
+    instance_id: str, events: Sequence[AuditEventRecord], event_count: int, head_hash: str
+) -> ChainReport:
+    report = ChainReport(instance_id=instance_id, events=len(events))
+    prev = GENESIS_HASH
+    for expected_seq, event in enumerate(events, start=1):
+        if event.seq != expected_seq:
+            report.problems.append(f"event #{expected_seq} is missing (found #{event.seq} next)")
+        if event.prev_hash != prev:
+            report.problems.append(f"event #{event.seq} does not follow the event before it")
+        recomputed = event_hash(
+            instance_id=event.instance_id,
+            seq=event.seq,
+            type=event.type,
+            actor=event.actor,
+            actor_name=event.actor_name,
+            occurred_at=event.occurred_at,
+            task_id=event.task_id,
+            data=event.data,
+            prev_hash=event.prev_hash,
+        )
+        if recomputed != event.hash:
+            report.problems.append(f"event #{event.seq} ({event.type}) was altered")
+        prev = event.hash
+    if len(events) != event_count or prev != (head_hash or GENESIS_HASH):
+        report.problems.append(
+            f"the instance records {event_count} events ending in {head_hash[:12]}…, "
+            f"the trail holds {len(events)} ending in {prev[:12]}…: events were removed or added"
+        )
+    report.valid = not report.problems
+    return report

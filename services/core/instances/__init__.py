@@ -1,0 +1,1 @@
+"""Running SOPs: instances, their tasks, and the transitions that move them."""

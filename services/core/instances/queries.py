@@ -1,0 +1,164 @@
+"""Read-side queries: instance lists with cursor pagination, and task inboxes."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.core.engine.state import Actor
+from services.core.errors import AlurError
+from services.core.instances.models import InstanceRecord, TaskRecord
+from services.core.satkers.service import SatkerDirectory
+
+MAX_LIMIT = 200
+
+
+class InvalidCursor(AlurError):
+    code = "invalid_cursor"
+    status = 422
+    title = "The cursor is not valid"
+
+
+@dataclass(frozen=True)
+class InstanceFilter:
+    sop: str | None = None
+    state: str | None = None
+    satker: str | None = None
+    overdue: bool | None = None
+    lane: str | None = None
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+
+
+def encode_cursor(record: InstanceRecord) -> str:
+    raw = orjson.dumps([record.started_at.isoformat(), record.id])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        started, instance_id = orjson.loads(
+            base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        )
+        return datetime.fromisoformat(started), str(instance_id)
+    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        raise InvalidCursor("The cursor was not produced by this API; start without one") from exc
+
+
+def _open_task_exists(*conditions: sa.ColumnElement[bool]) -> sa.Exists:
+    return sa.exists().where(
+        col(TaskRecord.instance_id) == col(InstanceRecord.id),
+        col(TaskRecord.status) == "open",
+        *conditions,
+    )
+
+
+async def list_instances(
+    session: AsyncSession,
+    directory: SatkerDirectory,
+    actor: Actor,
+    filters: InstanceFilter,
+    *,
+    cursor: str | None,
+    limit: int,
+    now: datetime,
+) -> tuple[Sequence[InstanceRecord], str | None]:
+    """A page of the instances the actor can see, newest first (ties broken by id)."""
+    visible = directory.visible_from(actor.satker)
+    satkers = visible & {filters.satker} if filters.satker else visible
+    query = select(InstanceRecord).where(col(InstanceRecord.satker_id).in_(sorted(satkers)))
+    if filters.sop:
+        query = query.where(col(InstanceRecord.sop_code) == filters.sop)
+    if filters.state:
+        query = query.where(col(InstanceRecord.status) == filters.state)
+    if filters.started_from:
+        query = query.where(col(InstanceRecord.started_at) >= filters.started_from)
+    if filters.started_to:
+        query = query.where(col(InstanceRecord.started_at) < filters.started_to)
+    if filters.lane:
+        query = query.where(_open_task_exists(col(TaskRecord.lane) == filters.lane))
+    if filters.overdue is not None:
+        overdue = sa.or_(
+            _open_task_exists(col(TaskRecord.due_at) < now),
+            sa.and_(col(InstanceRecord.status) == "active", col(InstanceRecord.due_at) < now),
+        )
+        query = query.where(overdue if filters.overdue else sa.not_(overdue))
+    if cursor:
+        started_at, instance_id = decode_cursor(cursor)
+        query = query.where(
+            sa.or_(
+                col(InstanceRecord.started_at) < started_at,
+                sa.and_(
+                    col(InstanceRecord.started_at) == started_at,
+                    col(InstanceRecord.id) < instance_id,
+                ),
+            )
+        )
+    limit = max(1, min(limit, MAX_LIMIT))
+    query = query.order_by(col(InstanceRecord.started_at).desc(), col(InstanceRecord.id).desc())
+    records = (await session.scalars(query.limit(limit + 1))).all()
+    next_cursor = encode_cursor(records[limit - 1]) if len(records) > limit else None
+    return records[:limit], next_cursor
+
+
+async def inbox(
+    session: AsyncSession,
+    directory: SatkerDirectory,
+    actor: Actor,
+    *,
+    mine: bool,
+    sop: str | None,
+    lane: str | None,
+    limit: int,
+    now: datetime,
+) -> Sequence[TaskRecord]:
+    """Open tasks, overdue first, then by due date and age.
+
+    `mine`: the tasks the caller can act on — in its own satker, those in its lanes, the
+    external steps it records, and those assigned to it; from a parent court, the
+    tasks in that court's own lane in the satkers below it.
+    """
+    visible = directory.visible_from(actor.satker)
+    query = select(TaskRecord).where(
+        col(TaskRecord.status) == "open", col(TaskRecord.satker_id).in_(sorted(visible))
+    )
+    if mine:
+        own_roles = sorted(actor.roles)
+        mine_here = sa.and_(
+            col(TaskRecord.satker_id) == actor.satker,
+            sa.or_(
+                col(TaskRecord.lane).in_(own_roles),
+                col(TaskRecord.owner).in_(own_roles),
+                col(TaskRecord.assignee) == actor.sub,
+            ),
+        )
+        below = sorted(visible - {actor.satker})
+        court_lane = directory.get(actor.satker).lane_role
+        if below and court_lane and court_lane in actor.roles:
+            mine_below = sa.and_(
+                col(TaskRecord.satker_id).in_(below), col(TaskRecord.lane) == court_lane
+            )
+            query = query.where(sa.or_(mine_here, mine_below))
+        else:
+            query = query.where(mine_here)
+    if sop:
+        query = query.where(col(TaskRecord.sop_code) == sop)
+    if lane:
+        query = query.where(col(TaskRecord.lane) == lane)
+    is_overdue = sa.case((col(TaskRecord.due_at) < now, 0), else_=1)
+    query = query.order_by(
+        is_overdue,
+        col(TaskRecord.due_at).is_(None),
+        col(TaskRecord.due_at),
+        col(TaskRecord.opened_at),
+        col(TaskRecord.id),
+    )
+    return (await session.scalars(query.limit(max(1, min(limit, MAX_LIMIT))))).all()

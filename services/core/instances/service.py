@@ -1,0 +1,411 @@
+"""Use cases of running SOPs: start an instance, apply a command, read them back.
+
+Every change runs in the caller's transaction: the instance row is updated only if
+its `version` is still the one the command was decided against (so of two concurrent
+transitions exactly one wins), tasks are written, and the audit events with their
+outbox rows are appended. Jobs to enqueue are returned, to be sent after commit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.core.audit import service as audit
+from services.core.audit.service import ChainReport, NewEvent
+from services.core.catalog import service as catalog
+from services.core.engine.calendar import WorkingCalendar, deadlines
+from services.core.engine.definition import Role, SopDefinition, TimeStandard
+from services.core.engine.errors import InstanceNotFound
+from services.core.engine.machine import decide
+from services.core.engine.state import (
+    ADMIN_ROLE,
+    Actor,
+    Command,
+    Decision,
+    EnqueueJob,
+    InstanceState,
+    Start,
+    TaskState,
+)
+from services.core.errors import AlurError, Conflict
+from services.core.instances import repository
+from services.core.instances.models import IdempotencyRecord, InstanceRecord
+from services.core.satkers.service import (
+    CalendarProvider,
+    SatkerDirectory,
+    SatkerNotFound,
+    load_directory,
+)
+
+# Ids the engine may use for tasks one command opens (decisions open one, starts one).
+_IDS_PER_COMMAND = 4
+# A backdated start may not lie in the future beyond clock skew.
+_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class VersionMismatch(AlurError):
+    code = "version_mismatch"
+    status = 412
+    title = "The instance changed since you read it"
+
+
+class ConcurrentModification(Conflict):
+    code = "concurrent_modification"
+    title = "Another change to this instance won"
+
+
+class IdempotencyKeyReused(AlurError):
+    code = "idempotency_key_reused"
+    status = 422
+    title = "The Idempotency-Key was used for a different request"
+
+
+class BackdatingForbidden(AlurError):
+    code = "backdating_forbidden"
+    status = 403
+    title = "Only an admin may record a procedure begun earlier"
+
+
+class InvalidStartedAt(AlurError):
+    code = "invalid_started_at"
+    status = 422
+    title = "started_at is not valid"
+
+
+@dataclass
+class Services:
+    """Process-wide collaborators of the use cases (caches; no connections)."""
+
+    roles: Mapping[str, Role]
+    calendars: CalendarProvider = field(default_factory=CalendarProvider)
+    _definitions: dict[tuple[str, int], SopDefinition] = field(default_factory=dict)
+
+    async def definition(self, session: AsyncSession, code: str, version: int) -> SopDefinition:
+        # A stored (code, version) never changes, so it is cached for the process' life.
+        key = (code, version)
+        if key not in self._definitions:
+            self._definitions[key] = await catalog.get_definition(session, code, version)
+        return self._definitions[key]
+
+    async def directory(self, session: AsyncSession) -> SatkerDirectory:
+        return await load_directory(session)
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """An instance as read back: its row, its tasks (as state) and its definition."""
+
+    record: InstanceRecord
+    state: InstanceState
+    definition: SopDefinition
+
+
+@dataclass(frozen=True)
+class Applied:
+    view: InstanceView
+    jobs: tuple[EnqueueJob, ...]
+    replayed: dict[str, Any] | None = None
+
+
+def _new_ids() -> list[str]:
+    return [str(uuid.uuid4()) for _ in range(_IDS_PER_COMMAND)]
+
+
+def _deadline_function(
+    calendar: WorkingCalendar,
+) -> Callable[[TimeStandard, datetime], tuple[datetime | None, datetime | None]]:
+    def compute(
+        standard: TimeStandard, opened_at: datetime
+    ) -> tuple[datetime | None, datetime | None]:
+        result = deadlines(standard, opened_at, calendar)
+        return result.warn_at, result.due_at
+
+    return compute
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, tuple | list | frozenset | set):
+        return [_jsonable(item) for item in value]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: _jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    return value
+
+
+def _events(
+    decision: Decision, before: InstanceState | None, actor: Actor, at: datetime
+) -> list[NewEvent]:
+    """One audit event per effect, with the task or instance state before and after."""
+    events = []
+    for effect in decision.effects:
+        data: dict[str, Any] = {}
+        task_id = None
+        for item in dataclasses.fields(effect):
+            value = getattr(effect, item.name)
+            if isinstance(value, TaskState):
+                task_id = value.id
+                previous = before.task(value.id) if before else None
+                data["before"] = _jsonable(previous)
+                data["after"] = _jsonable(value)
+            else:
+                data[item.name] = _jsonable(value)
+        if task_id is None:
+            task_id = data.get("task_id")
+            data["before"] = {"status": before.status.value} if before else None
+            data["after"] = {"status": decision.state.status.value}
+        events.append(
+            NewEvent(
+                type=effect.event_type,
+                actor=actor.sub,
+                actor_name=actor.name,
+                occurred_at=at,
+                task_id=task_id,
+                data=data,
+            )
+        )
+    return events
+
+
+def _jobs(decision: Decision) -> tuple[EnqueueJob, ...]:
+    return tuple(effect for effect in decision.effects if isinstance(effect, EnqueueJob))
+
+
+async def _visible_instance(
+    session: AsyncSession, directory: SatkerDirectory, actor: Actor, instance_id: str
+) -> InstanceRecord:
+    record = await repository.get_instance(session, instance_id)
+    # Another satker's instance is reported exactly like a missing one.
+    if record is None or record.satker_id not in directory.visible_from(actor.satker):
+        raise InstanceNotFound()
+    return record
+
+
+def request_hash(body: Mapping[str, Any]) -> str:
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+async def claim_idempotency_key(
+    session: AsyncSession,
+    *,
+    satker_id: str,
+    principal: str,
+    key: str,
+    body_hash: str,
+    now: datetime,
+) -> dict[str, Any] | None:
+    """Reserve `key` for this request, or return the first request's response to replay.
+
+    The reservation is a row written before any work: a concurrent request with the same
+    key blocks on it and, once the first commits, replays its response.
+    """
+    existing = await repository.get_idempotency(session, satker_id, principal, key)
+    if existing is None:
+        try:
+            async with session.begin_nested():
+                session.add(
+                    IdempotencyRecord(
+                        satker_id=satker_id,
+                        principal=principal,
+                        key=key,
+                        request_hash=body_hash,
+                        status_code=0,
+                        response={},
+                        created_at=now,
+                    )
+                )
+            return None
+        except IntegrityError:
+            existing = await repository.get_idempotency(session, satker_id, principal, key)
+            assert existing is not None
+    if existing.request_hash != body_hash:
+        raise IdempotencyKeyReused(
+            f"Idempotency-Key {key!r} was first used with a different request body"
+        )
+    if existing.status_code == 0:
+        raise ConcurrentModification(f"A request with Idempotency-Key {key!r} is in progress")
+    return existing.response
+
+
+async def store_idempotent_response(
+    session: AsyncSession,
+    *,
+    satker_id: str,
+    principal: str,
+    key: str,
+    status_code: int,
+    response: dict[str, Any],
+) -> None:
+    record = await repository.get_idempotency(session, satker_id, principal, key)
+    assert record is not None
+    record.status_code = status_code
+    record.response = response
+    await session.flush()
+
+
+async def start_instance(
+    session: AsyncSession,
+    services: Services,
+    actor: Actor,
+    *,
+    sop: str,
+    title: str,
+    entry_point: str | None,
+    context: dict[str, Any],
+    satker: str | None,
+    started_at: datetime | None,
+    now: datetime,
+) -> Applied:
+    directory = await services.directory(session)
+    target = satker or actor.satker
+    if target not in directory.visible_from(actor.satker):
+        raise SatkerNotFound(f"No satker {target!r} among the ones you can act for")
+    if started_at is not None:
+        if ADMIN_ROLE not in actor.roles:
+            raise BackdatingForbidden("started_at may only be given by an admin")
+        if started_at.utcoffset() is None:
+            raise InvalidStartedAt("started_at needs a timezone offset")
+        if started_at > now + _CLOCK_SKEW:
+            raise InvalidStartedAt("started_at lies in the future")
+    start_time = started_at or now
+    definition = await catalog.get_definition(session, sop)
+    calendar = await services.calendars.get(session, directory.get(target))
+    acting = dataclasses.replace(
+        actor, roles=directory.effective_roles(actor.roles, actor.satker, target)
+    )
+    command = Start(
+        actor=acting,
+        instance_id=str(uuid.uuid4()),
+        entry_point=entry_point,
+        new_task_ids=_new_ids(),
+        satker=target,
+    )
+    decision = decide(
+        definition,
+        None,
+        command,
+        start_time,
+        deadlines=_deadline_function(calendar),
+        roles=services.roles,
+    )
+    state = decision.state
+    events = _events(decision, None, actor, start_time)
+    if started_at is not None:
+        for event in events:
+            event.data["recorded_at"] = now.isoformat()
+    rows = audit.chain(state.id, 1, audit.GENESIS_HASH, events)
+    record = InstanceRecord(
+        id=state.id,
+        satker_id=state.satker,
+        sop_code=state.sop_code,
+        sop_version=state.sop_version,
+        title=title,
+        context=context,
+        status=state.status.value,
+        version=state.version,
+        started_at=state.started_at,
+        ended_at=state.ended_at,
+        due_at=state.due_at,
+        created_by=actor.sub,
+        event_count=rows[-1]["seq"],
+        head_hash=rows[-1]["hash"],
+    )
+    session.add(record)
+    await session.flush()
+    await repository.write_tasks(session, definition, None, state)
+    await audit.insert(session, rows, satker_id=state.satker, sop_code=state.sop_code)
+    return Applied(InstanceView(record, state, definition), _jobs(decision))
+
+
+async def apply(
+    session: AsyncSession,
+    services: Services,
+    actor: Actor,
+    instance_id: str,
+    make_command: Callable[[InstanceState, Actor, list[str]], Command],
+    *,
+    if_match: int | None,
+    now: datetime,
+) -> Applied:
+    """Decide one command against the instance as stored, and store the result."""
+    directory = await services.directory(session)
+    record = await _visible_instance(session, directory, actor, instance_id)
+    if if_match is not None and record.version != if_match:
+        raise VersionMismatch(
+            f"If-Match names version {if_match}, the instance is at version {record.version}",
+            extra={"current_version": record.version},
+        )
+    state = repository.instance_state(record, await repository.tasks_of(session, record.id))
+    definition = await services.definition(session, record.sop_code, record.sop_version)
+    calendar = await services.calendars.get(session, directory.get(record.satker_id))
+    acting = dataclasses.replace(
+        actor, roles=directory.effective_roles(actor.roles, actor.satker, record.satker_id)
+    )
+    decision = decide(
+        definition,
+        state,
+        make_command(state, acting, _new_ids()),
+        now,
+        deadlines=_deadline_function(calendar),
+        roles=services.roles,
+    )
+    rows = audit.chain(
+        record.id, record.event_count + 1, record.head_hash, _events(decision, state, actor, now)
+    )
+    event_count = rows[-1]["seq"] if rows else record.event_count
+    head_hash = rows[-1]["hash"] if rows else record.head_hash
+    if not await repository.update_instance(
+        session,
+        decision.state,
+        expected_version=state.version,
+        event_count=event_count,
+        head_hash=head_hash,
+    ):
+        raise ConcurrentModification(
+            "The instance was changed by another request at the same time; reload and retry"
+        )
+    await repository.write_tasks(session, definition, state, decision.state)
+    await audit.insert(session, rows, satker_id=record.satker_id, sop_code=record.sop_code)
+    await session.refresh(record)
+    return Applied(InstanceView(record, decision.state, definition), _jobs(decision))
+
+
+async def get_view(
+    session: AsyncSession, services: Services, actor: Actor, instance_id: str
+) -> InstanceView:
+    directory = await services.directory(session)
+    record = await _visible_instance(session, directory, actor, instance_id)
+    tasks = await repository.tasks_of(session, record.id)
+    definition = await services.definition(session, record.sop_code, record.sop_version)
+    return InstanceView(record, repository.instance_state(record, tasks), definition)
+
+
+async def events(
+    session: AsyncSession, services: Services, actor: Actor, instance_id: str
+) -> Sequence[Any]:
+    directory = await services.directory(session)
+    record = await _visible_instance(session, directory, actor, instance_id)
+    return await audit.events_of(session, record.id)
+
+
+async def verify(
+    session: AsyncSession, services: Services, actor: Actor, instance_id: str
+) -> ChainReport:
+    directory = await services.directory(session)
+    record = await _visible_instance(session, directory, actor, instance_id)
+    return audit.verify_chain(
+        record.id, await audit.events_of(session, record.id), record.event_count, record.head_hash
+    )

@@ -1,0 +1,1 @@
+"""Satkers (courts) as a tree, and each court's working calendar."""
