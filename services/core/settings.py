@@ -72,6 +72,35 @@ class CatalogSettings(BaseModel):
     )
 
 
+class WorkerSettings(BaseModel):
+    sweep_interval_seconds: int = Field(
+        default=60, ge=1, le=3600, description="How often the deadline sweep runs."
+    )
+    escalation_multiples: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [1, 2, 3],
+        description="Escalation level n fires at multiples[n-1] x the step's standard time "
+        "(comma separated; level 1 is the due date).",
+    )
+    max_tries: int = Field(
+        default=5, ge=1, description="Tries of an automated step before it is flagged."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_multiples(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("escalation_multiples"), str):
+            text = data["escalation_multiples"]
+            data["escalation_multiples"] = [int(part) for part in text.split(",") if part.strip()]
+        return data
+
+    @model_validator(mode="after")
+    def _multiples_increase(self) -> Self:
+        multiples = self.escalation_multiples
+        if not multiples or multiples[0] != 1 or multiples != sorted(set(multiples)):
+            raise ValueError("escalation_multiples must start at 1 and increase, e.g. 1,2,3")
+        return self
+
+
 class LogSettings(BaseModel):
     level: str = Field(default="INFO", description="Log level.")
     json_format: bool = Field(default=False, description="JSON log lines (production default).")
@@ -91,6 +120,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
+    worker: WorkerSettings = Field(default_factory=WorkerSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

@@ -5,12 +5,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from services.worker.context import of
+
 HEARTBEAT_KEY = "alur:worker:heartbeat"
 HEARTBEAT_TTL_SECONDS = 60
 
 
 async def beat(ctx: dict[str, Any]) -> None:
-    """Record, per worker, the time it last ran; entries expire when a worker dies."""
+    """Record, per worker, the time it last ran; the key expires when all workers die."""
     redis = ctx["redis"]
-    await redis.hset(HEARTBEAT_KEY, ctx["worker_id"], f"{time.time():.3f}")
+    await redis.hset(HEARTBEAT_KEY, of(ctx).worker_id, f"{time.time():.3f}")
     await redis.expire(HEARTBEAT_KEY, HEARTBEAT_TTL_SECONDS)

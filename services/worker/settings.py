@@ -1,33 +1,46 @@
 """The one place that lists every job and cron job the workers run.
 
-The Redis connection is given by `alur worker` (from settings or the embedded Redis).
-
-Cron jobs carry `unique=True` (arq's default) so that with N worker replicas each
-run happens once: arq derives the job id from the cron's name and scheduled time.
+Cron jobs are `unique`: arq derives each run's job id from the cron's name and
+scheduled time, so with N worker replicas each run happens once. The Redis connection
+is given by `alur worker` (from settings, or the embedded Redis of `alur dev`).
 """
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any, ClassVar
 
 from arq import cron
 from arq.cron import CronJob
 
+from services.core.instances.jobs import QUEUE_NAME
+from services.core.settings import get_settings
+from services.worker.context import shutdown, startup
 from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS, beat
+from services.worker.tasks import deadline_sweep, run_automated_step
 
 
-async def startup(ctx: dict[str, Any]) -> None:
-    ctx["worker_id"] = f"{socket.gethostname()}:{os.getpid()}"
+def every(job: Any, seconds: int, *, unique: bool = True) -> CronJob:
+    """A cron job running every `seconds` (a divisor of a minute, or whole minutes)."""
+    if seconds < 60:
+        return cron(job, second=set(range(0, 60, seconds)), unique=unique)
+    return cron(job, second={0}, minute=set(range(0, 60, max(1, seconds // 60))), unique=unique)
+
+
+async def on_startup(ctx: dict[str, Any]) -> None:
+    await startup(ctx)
     await beat(ctx)
 
 
 class WorkerSettings:
-    functions: ClassVar[list[Any]] = []
+    functions: ClassVar[list[Any]] = [run_automated_step]
     cron_jobs: ClassVar[list[CronJob]] = [
-        cron(beat, second=set(range(0, 60, 15)), run_at_startup=False, unique=False),
+        every(deadline_sweep, get_settings().worker.sweep_interval_seconds),
+        every(beat, 15, unique=False),
     ]
-    on_startup = startup
-    queue_name = "alur:queue"
+    on_startup = on_startup
+    on_shutdown = shutdown
+    queue_name = QUEUE_NAME
     health_check_interval = HEARTBEAT_TTL_SECONDS // 2
+    # A job interrupted by a killed worker is picked up again after this long.
+    job_timeout = 300
+    max_tries = 10

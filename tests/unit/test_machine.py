@@ -755,6 +755,7 @@ def test_completion_records_who_what_and_evidence() -> None:
         completed_by="u-pt",
         note="diterima",
         evidence=("sha256:abc", "surat-123.pdf"),
+        next_check_at=None,  # a closed task is no longer watched for deadlines
     )
 
 

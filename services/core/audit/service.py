@@ -8,7 +8,7 @@ the newest included, breaks verification.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -96,9 +96,15 @@ def chain(
 
 
 async def insert(
-    session: AsyncSession, rows: Sequence[dict[str, Any]], *, satker_id: str, sop_code: str
+    session: AsyncSession,
+    rows: Sequence[dict[str, Any]],
+    *,
+    subjects: Mapping[str, tuple[str, str]],
 ) -> None:
-    """Insert chained event rows (from `chain`) and one outbox row for each."""
+    """Insert chained event rows (from `chain`) and one outbox row for each.
+
+    `subjects` maps each instance id of the rows to its (satker, SOP code).
+    """
     if not rows:
         return
     result = await session.execute(
@@ -113,15 +119,15 @@ async def insert(
         [
             {
                 "event_id": event_id,
-                "satker_id": satker_id,
+                "satker_id": subjects[row["instance_id"]][0],
                 "type": row["type"],
                 "payload": {
                     "id": f"evt_{event_id}",
                     "type": row["type"],
                     "occurred_at": row["occurred_at"].isoformat(),
-                    "satker": satker_id,
+                    "satker": subjects[row["instance_id"]][0],
                     "instance_id": row["instance_id"],
-                    "sop": sop_code,
+                    "sop": subjects[row["instance_id"]][1],
                     "task_id": row["task_id"],
                     "actor": row["actor"],
                     "data": row["data"],

@@ -252,3 +252,12 @@ class DefinitionMismatch(DomainError):
             expected=expected,
             actual=actual,
         )
+
+
+class NothingDue(DomainError):
+    code = "nothing_due"
+    status = 409
+
+    def __init__(self, task_id: str | None) -> None:
+        subject = f"task {task_id}" if task_id is not None else "the instance"
+        super().__init__(f"no deadline notice is due for {subject}", task_id=task_id)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import assert_never
 
+from services.core.engine import escalation
 from services.core.engine.definition import Role, SopDefinition, Step, StepKind, TimeStandard
 from services.core.engine.errors import (
     AlreadyClaimed,
@@ -52,6 +53,8 @@ from services.core.engine.state import (
     Decision,
     Effect,
     EnqueueJob,
+    Escalate,
+    Flag,
     InstanceCancelled,
     InstanceCompleted,
     InstanceStarted,
@@ -147,6 +150,10 @@ def decide(
             return _cancel(ctx, snapshot, command)
         case Comment():
             return _comment(snapshot, command)
+        case Escalate():
+            return escalation.escalate(definition, snapshot, command, ctx.now, ctx.roles)
+        case Flag():
+            return escalation.flag(snapshot, command)
         case _:
             assert_never(command)
 
@@ -166,9 +173,9 @@ def _start(ctx: _Context, command: Start) -> Decision:
         raise LaneForbidden("starting at step " + entry, allowed, step_id=entry)
 
     opened, effects = _open_steps(ctx, (entry,), command.new_task_ids, existing=())
-    due_at = None
+    warn_at = due_at = None
     if definition.time_standard is not None:
-        _, due_at = ctx.deadlines(definition.time_standard, ctx.now)
+        warn_at, due_at = ctx.deadlines(definition.time_standard, ctx.now)
     state = InstanceState(
         id=command.instance_id,
         sop_code=definition.code,
@@ -177,7 +184,9 @@ def _start(ctx: _Context, command: Start) -> Decision:
         status=InstanceStatus.ACTIVE,
         version=1,
         started_at=ctx.now,
+        warn_at=warn_at,
         due_at=due_at,
+        next_check_at=warn_at or due_at,
         tasks=tuple(opened),
     )
     return Decision(state=state, effects=(InstanceStarted(entry_point=entry), *effects))
@@ -281,12 +290,16 @@ def _cancel(ctx: _Context, snapshot: InstanceState, command: Cancel) -> Decision
         raise LaneForbidden("cancelling the instance", allowed)
     if not _filled(command.reason):
         raise ValueRequired("reason")
-    cancelled = [replace(task, status=TaskStatus.CANCELLED) for task in snapshot.open_tasks]
+    cancelled = [
+        replace(task, status=TaskStatus.CANCELLED, next_check_at=None)
+        for task in snapshot.open_tasks
+    ]
     by_id = {task.id: task for task in cancelled}
     state = replace(
         snapshot,
         status=InstanceStatus.CANCELLED,
         ended_at=ctx.now,
+        next_check_at=None,
         version=snapshot.version + 1,
         tasks=tuple(by_id.get(task.id, task) for task in snapshot.tasks),
     )
@@ -330,6 +343,7 @@ def _finish(
         outcome=outcome,
         note=note,
         evidence=tuple(evidence),
+        next_check_at=None,
     )
     tasks = (*_with_task(snapshot, completed), *opened)
     effects: list[Effect] = [TaskCompleted(task=completed, outcome=outcome), *opened_effects]
@@ -342,6 +356,7 @@ def _finish(
             tasks=tasks,
             status=InstanceStatus.COMPLETED,
             ended_at=ctx.now,
+            next_check_at=None,
         )
         effects.append(InstanceCompleted())
     return Decision(state=state, effects=tuple(effects))
@@ -391,6 +406,7 @@ def _open_steps(
             opened_at=ctx.now,
             warn_at=warn_at,
             due_at=due_at,
+            next_check_at=warn_at or due_at,
         )
         tasks.append(task)
         effects.append(TaskOpened(task=task))

@@ -64,8 +64,13 @@ class TaskState:
     outcome: str | None = None
     note: str | None = None
     evidence: tuple[str, ...] = ()
-    # Raised by the deadline sweep, never by the machine; carried so a snapshot round-trips.
+    # Deadline watch (the sweep's `Escalate`): when warned, how far up it went, and when
+    # the next notice falls due (None: nothing more to watch).
+    warned_at: datetime | None = None
     escalation_level: int = 0
+    next_check_at: datetime | None = None
+    # Set when an automated step's job gave up: a person has to do the step.
+    flag: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -82,7 +87,12 @@ class InstanceState:
     version: int
     started_at: datetime
     ended_at: datetime | None = None
+    # The procedure-level standard (SOP 09, 10), watched like a task's.
+    warn_at: datetime | None = None
     due_at: datetime | None = None
+    warned_at: datetime | None = None
+    escalation_level: int = 0
+    next_check_at: datetime | None = None
     tasks: tuple[TaskState, ...] = ()
 
     @property
@@ -168,7 +178,41 @@ class Comment:
     task_id: str | None = None
 
 
-Command = Start | CompleteTask | RecordExternal | Claim | Assign | Release | Cancel | Comment
+@dataclass(frozen=True, kw_only=True)
+class Escalate:
+    """The deadline sweep's command: fire the notices due at `now` for one task (or the
+    instance's procedure-level deadline when `task_id` is None).
+
+    `thresholds[i]` is when level i + 1 fires (level 1 at the due date, further levels at
+    multiples of the standard), computed in the satker's working calendar by the caller.
+    """
+
+    actor: Actor
+    task_id: str | None
+    thresholds: tuple[datetime, ...]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Flag:
+    """Mark an open task for a person (an automated step's job gave up)."""
+
+    actor: Actor
+    task_id: str
+    reason: str
+
+
+Command = (
+    Start
+    | CompleteTask
+    | RecordExternal
+    | Claim
+    | Assign
+    | Release
+    | Cancel
+    | Comment
+    | Escalate
+    | Flag
+)
 
 
 # --- effects --------------------------------------------------------------------------
@@ -247,6 +291,52 @@ class CommentAdded:
     task_id: str | None
 
 
+@dataclass(frozen=True, kw_only=True)
+class TaskDueSoon:
+    event_type: ClassVar[str] = "task.due_soon"
+    task: TaskState
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskOverdue:
+    event_type: ClassVar[str] = "task.overdue"
+    task: TaskState
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskEscalated:
+    event_type: ClassVar[str] = "task.escalated"
+    task: TaskState
+    level: int
+    to_role: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceDueSoon:
+    event_type: ClassVar[str] = "instance.due_soon"
+    due_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceOverdue:
+    event_type: ClassVar[str] = "instance.overdue"
+    due_at: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class InstanceEscalated:
+    event_type: ClassVar[str] = "instance.escalated"
+    level: int
+    to_role: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskFlagged:
+    event_type: ClassVar[str] = "task.flagged"
+    task: TaskState
+    reason: str
+
+
 Effect = (
     InstanceStarted
     | TaskOpened
@@ -259,6 +349,13 @@ Effect = (
     | InstanceCompleted
     | InstanceCancelled
     | CommentAdded
+    | TaskDueSoon
+    | TaskOverdue
+    | TaskEscalated
+    | InstanceDueSoon
+    | InstanceOverdue
+    | InstanceEscalated
+    | TaskFlagged
 )
 
 

@@ -22,6 +22,13 @@ class InstanceRecord(SQLModel, table=True):
     __table_args__ = (
         sa.Index("ix_instance_satker_started", "satker_id", "started_at", "id"),
         sa.Index("ix_instance_sop_status", "sop_code", "status"),
+        # The deadline sweep reads only what is due: cost follows due, not open, work.
+        sa.Index(
+            "ix_instance_next_check",
+            "next_check_at",
+            postgresql_where=sa.text("next_check_at IS NOT NULL"),
+            sqlite_where=sa.text("next_check_at IS NOT NULL"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -34,7 +41,11 @@ class InstanceRecord(SQLModel, table=True):
     version: int
     started_at: datetime = Field(sa_type=UtcDateTime)
     ended_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    warn_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     due_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    warned_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    escalation_level: int = 0
+    next_check_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     created_by: str = Field(max_length=200)
     event_count: int = 0
     head_hash: str = Field(default="", max_length=64)
@@ -46,6 +57,12 @@ class TaskRecord(SQLModel, table=True):
         sa.Index("ix_task_instance", "instance_id"),
         sa.Index("ix_task_inbox", "satker_id", "lane", "status"),
         sa.Index("ix_task_open_due", "status", "due_at"),
+        sa.Index(
+            "ix_task_next_check",
+            "next_check_at",
+            postgresql_where=sa.text("next_check_at IS NOT NULL"),
+            sqlite_where=sa.text("next_check_at IS NOT NULL"),
+        ),
     )
 
     id: str = Field(primary_key=True, max_length=36)
@@ -68,7 +85,10 @@ class TaskRecord(SQLModel, table=True):
     outcome: str | None = Field(default=None, max_length=64)
     note: str | None = None
     evidence: list[str] = Field(default_factory=list, sa_type=JsonType)
+    warned_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     escalation_level: int = 0
+    next_check_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    flag: str | None = None
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -48,7 +48,10 @@ def task_state(record: TaskRecord) -> TaskState:
         outcome=record.outcome,
         note=record.note,
         evidence=tuple(record.evidence),
+        warned_at=record.warned_at,
         escalation_level=record.escalation_level,
+        next_check_at=record.next_check_at,
+        flag=record.flag,
     )
 
 
@@ -62,7 +65,11 @@ def instance_state(record: InstanceRecord, tasks: Sequence[TaskRecord]) -> Insta
         version=record.version,
         started_at=record.started_at,
         ended_at=record.ended_at,
+        warn_at=record.warn_at,
         due_at=record.due_at,
+        warned_at=record.warned_at,
+        escalation_level=record.escalation_level,
+        next_check_at=record.next_check_at,
         tasks=tuple(task_state(task) for task in tasks),
     )
 
@@ -125,6 +132,9 @@ async def update_instance(
             status=state.status.value,
             version=state.version,
             ended_at=state.ended_at,
+            warned_at=state.warned_at,
+            escalation_level=state.escalation_level,
+            next_check_at=state.next_check_at,
             event_count=event_count,
             head_hash=head_hash,
         )

@@ -146,7 +146,7 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _events(
+def decision_events(
     decision: Decision, before: InstanceState | None, actor: Actor, at: datetime
 ) -> list[NewEvent]:
     """One audit event per effect, with the task or instance state before and after."""
@@ -188,8 +188,11 @@ async def _visible_instance(
     session: AsyncSession, directory: SatkerDirectory, actor: Actor, instance_id: str
 ) -> InstanceRecord:
     record = await repository.get_instance(session, instance_id)
-    # Another satker's instance is reported exactly like a missing one.
-    if record is None or record.satker_id not in directory.visible_from(actor.satker):
+    # Another satker's instance is reported exactly like a missing one. The worker acts
+    # for every satker (it runs their automated steps and deadlines).
+    if record is None or (
+        not actor.is_worker and record.satker_id not in directory.visible_from(actor.satker)
+    ):
         raise InstanceNotFound()
     return record
 
@@ -302,7 +305,7 @@ async def start_instance(
         roles=services.roles,
     )
     state = decision.state
-    events = _events(decision, None, actor, start_time)
+    events = decision_events(decision, None, actor, start_time)
     if started_at is not None:
         for event in events:
             event.data["recorded_at"] = now.isoformat()
@@ -318,7 +321,9 @@ async def start_instance(
         version=state.version,
         started_at=state.started_at,
         ended_at=state.ended_at,
+        warn_at=state.warn_at,
         due_at=state.due_at,
+        next_check_at=state.next_check_at,
         created_by=actor.sub,
         event_count=rows[-1]["seq"],
         head_hash=rows[-1]["hash"],
@@ -326,7 +331,7 @@ async def start_instance(
     session.add(record)
     await session.flush()
     await repository.write_tasks(session, definition, None, state)
-    await audit.insert(session, rows, satker_id=state.satker, sop_code=state.sop_code)
+    await audit.insert(session, rows, subjects={state.id: (state.satker, state.sop_code)})
     return Applied(InstanceView(record, state, definition), _jobs(decision))
 
 
@@ -352,7 +357,9 @@ async def apply(
     definition = await services.definition(session, record.sop_code, record.sop_version)
     calendar = await services.calendars.get(session, directory.get(record.satker_id))
     acting = dataclasses.replace(
-        actor, roles=directory.effective_roles(actor.roles, actor.satker, record.satker_id)
+        actor,
+        satker=record.satker_id if actor.is_worker else actor.satker,
+        roles=directory.effective_roles(actor.roles, actor.satker, record.satker_id),
     )
     decision = decide(
         definition,
@@ -363,7 +370,10 @@ async def apply(
         roles=services.roles,
     )
     rows = audit.chain(
-        record.id, record.event_count + 1, record.head_hash, _events(decision, state, actor, now)
+        record.id,
+        record.event_count + 1,
+        record.head_hash,
+        decision_events(decision, state, actor, now),
     )
     event_count = rows[-1]["seq"] if rows else record.event_count
     head_hash = rows[-1]["hash"] if rows else record.head_hash
@@ -378,7 +388,7 @@ async def apply(
             "The instance was changed by another request at the same time; reload and retry"
         )
     await repository.write_tasks(session, definition, state, decision.state)
-    await audit.insert(session, rows, satker_id=record.satker_id, sop_code=record.sop_code)
+    await audit.insert(session, rows, subjects={record.id: (record.satker_id, record.sop_code)})
     await session.refresh(record)
     return Applied(InstanceView(record, decision.state, definition), _jobs(decision))
 

@@ -1,0 +1,120 @@
+"""`alur audit` and `alur satker`: commands over the database for operators."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.core.audit import service as audit
+from services.core.db import create_engine, session_factory, unit_of_work, utcnow
+from services.core.errors import AlurError
+from services.core.instances.models import InstanceRecord
+from services.core.satkers import service as satkers
+from services.core.settings import get_settings
+
+audit_app = typer.Typer(help="Check the hash-chained audit trail.", no_args_is_help=True)
+satker_app = typer.Typer(help="Manage satkers (courts).", no_args_is_help=True)
+
+T = TypeVar("T")
+
+
+def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def main() -> T:
+        engine = create_engine(get_settings())
+        try:
+            async with unit_of_work(session_factory(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except AlurError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from exc
+
+
+@audit_app.command("verify")
+def verify(
+    instance: Annotated[str | None, typer.Option(help="One instance; default all.")] = None,
+) -> None:
+    """Recompute every event's hash; exit 1 if any trail was edited or cut."""
+
+    async def work(session: AsyncSession) -> tuple[int, list[audit.ChainReport]]:
+        query = select(InstanceRecord).order_by(col(InstanceRecord.started_at))
+        if instance:
+            query = query.where(col(InstanceRecord.id) == instance)
+        records = (await session.scalars(query)).all()
+        broken = []
+        for record in records:
+            report = audit.verify_chain(
+                record.id,
+                await audit.events_of(session, record.id),
+                record.event_count,
+                record.head_hash,
+            )
+            if not report.valid:
+                broken.append(report)
+        return len(records), broken
+
+    checked, broken = _run(work)
+    for report in broken:
+        for problem in report.problems:
+            typer.echo(f"{report.instance_id}: {problem}", err=True)
+    if instance and not checked:
+        typer.echo(f"no instance {instance}", err=True)
+        raise typer.Exit(2)
+    if broken:
+        typer.echo(f"{len(broken)} of {checked} audit trail(s) fail verification", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{checked} audit trail(s) verified")
+
+
+@satker_app.command("add")
+def add(
+    satker_id: Annotated[str, typer.Argument(help="Id, e.g. pn-curup.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    parent: Annotated[str | None, typer.Option(help="Parent satker id.")] = None,
+    lane_role: Annotated[
+        str | None, typer.Option(help="Lane this court acts in on its children, e.g. pt.")
+    ] = None,
+    timezone: Annotated[str, typer.Option(help="IANA timezone.")] = "Asia/Jakarta",
+) -> None:
+    """Add a satker to the tree."""
+
+    async def work(session: AsyncSession) -> None:
+        await satkers.create_satker(
+            session,
+            satker_id=satker_id,
+            name=name,
+            parent_id=parent,
+            lane_role=lane_role,
+            timezone=timezone,
+            now=utcnow(),
+        )
+
+    _run(work)
+    typer.echo(f"satker {satker_id} added")
+
+
+@satker_app.command("list")
+def list_satkers() -> None:
+    """Print the satker tree."""
+
+    async def work(session: AsyncSession) -> satkers.SatkerDirectory:
+        return await satkers.load_directory(session)
+
+    directory = _run(work)
+
+    def show(parent: str | None, depth: int) -> None:
+        for satker in directory.all():
+            if satker.parent_id == parent:
+                typer.echo(f"{'  ' * depth}{satker.id}  {satker.name}  ({satker.timezone})")
+                show(satker.id, depth + 1)
+
+    show(None, 0)

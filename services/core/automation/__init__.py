@@ -1,0 +1,1 @@
+"""Automated steps: the jobs a catalog step of kind `automated` names, and their runner."""

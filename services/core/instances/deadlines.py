@@ -1,0 +1,229 @@
+"""The deadline sweep: due-soon warnings, overdue notices and escalation, in bulk.
+
+One sweep reads only rows whose `next_check_at` has passed (a partial index), so its
+cost follows what is due, not what is open. The instance rows it touches are locked
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL), so parallel sweeps split the work and each
+notice fires once; SQLite serialises writers and the version-checked update refuses a
+batch that raced a transition (it is retried on the next sweep). Every notice is an
+audit event with its outbox row, through the same engine as every other change.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.core.audit import service as audit
+from services.core.engine.calendar import WorkingCalendar
+from services.core.engine.definition import TimeStandard
+from services.core.engine.durations import Duration
+from services.core.engine.errors import DomainError
+from services.core.engine.machine import decide
+from services.core.engine.state import Actor, Escalate, InstanceState
+from services.core.instances import repository
+from services.core.instances.models import InstanceRecord, TaskRecord
+from services.core.instances.service import Services, decision_events
+
+SYSTEM_WORKER = "system:worker"
+DEFAULT_MULTIPLES = (1, 2, 3)
+
+
+class SweepRaced(RuntimeError):
+    """A transition changed an instance during the sweep; the batch is retried."""
+
+
+@dataclass
+class SweepReport:
+    tasks: int = 0
+    instances: int = 0
+    events: int = 0
+    event_types: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def thresholds(
+    standard: TimeStandard | None,
+    opened_at: datetime,
+    due_at: datetime | None,
+    calendar: WorkingCalendar,
+    multiples: Sequence[int],
+) -> tuple[datetime, ...]:
+    """When each escalation level fires: level 1 at the due date, level n at `multiples[n-1]`
+    times the standard's longest time after opening, in working time."""
+    if standard is None or due_at is None:
+        return ()
+    longest = standard.max_duration
+    instants = [due_at]
+    for multiple in multiples[1:]:
+        scaled = Duration(days=longest.days * multiple, seconds=longest.seconds * multiple)
+        if standard.basis == "calendar":
+            instants.append(opened_at + timedelta(days=scaled.days, seconds=scaled.seconds))
+        else:
+            instants.append(calendar.add_working_time(opened_at, scaled))
+    return tuple(instants)
+
+
+async def _due(
+    session: AsyncSession, now: datetime, limit: int
+) -> tuple[list[InstanceRecord], dict[str, list[TaskRecord]]]:
+    due_tasks = (
+        select(col(TaskRecord.instance_id))
+        .where(col(TaskRecord.next_check_at) <= now, col(TaskRecord.status) == "open")
+        .order_by(col(TaskRecord.next_check_at))
+        .limit(limit)
+    )
+    task_instances = set((await session.scalars(due_tasks)).all())
+    due_instances = (
+        select(col(InstanceRecord.id))
+        .where(col(InstanceRecord.next_check_at) <= now, col(InstanceRecord.status) == "active")
+        .limit(limit)
+    )
+    ids = sorted(task_instances | set((await session.scalars(due_instances)).all()))
+    if not ids:
+        return [], {}
+    locked = (
+        select(InstanceRecord)
+        .where(col(InstanceRecord.id).in_(ids), col(InstanceRecord.status) == "active")
+        .with_for_update(skip_locked=True)
+    )
+    instances = list((await session.scalars(locked)).all())
+    tasks = (
+        await session.scalars(
+            select(TaskRecord).where(
+                col(TaskRecord.instance_id).in_([i.id for i in instances]),
+                col(TaskRecord.status) == "open",
+                col(TaskRecord.next_check_at) <= now,
+            )
+        )
+    ).all()
+    by_instance: dict[str, list[TaskRecord]] = defaultdict(list)
+    for task in tasks:
+        by_instance[task.instance_id].append(task)
+    return instances, by_instance
+
+
+async def sweep(
+    session: AsyncSession,
+    services: Services,
+    now: datetime,
+    *,
+    multiples: Sequence[int] = DEFAULT_MULTIPLES,
+    limit: int = 20_000,
+) -> SweepReport:
+    """Fire every deadline notice due at `now` (at most `limit` rows) in one transaction."""
+    report = SweepReport()
+    instances, due_tasks = await _due(session, now, limit)
+    if not instances:
+        return report
+    directory = await services.directory(session)
+    instance_rows, task_rows, event_rows = [], [], []
+    for record in instances:
+        definition = await services.definition(session, record.sop_code, record.sop_version)
+        calendar = await services.calendars.get(session, directory.get(record.satker_id))
+        actor = Actor(sub=SYSTEM_WORKER, satker=record.satker_id)
+        state = before = repository.instance_state(record, due_tasks.get(record.id, []))
+        decisions = []
+        if record.next_check_at is not None and record.next_check_at <= now:
+            limits = thresholds(
+                definition.time_standard, record.started_at, record.due_at, calendar, multiples
+            )
+            decisions.append(Escalate(actor=actor, task_id=None, thresholds=limits))
+        for task in due_tasks.get(record.id, []):
+            standard = definition.step(task.step_id).time_standard
+            limits = thresholds(standard, task.opened_at, task.due_at, calendar, multiples)
+            decisions.append(Escalate(actor=actor, task_id=task.id, thresholds=limits))
+        events = []
+        for command in decisions:
+            try:
+                decision = decide(
+                    definition, state, command, now, deadlines=_no_deadlines, roles=services.roles
+                )
+            except DomainError:
+                continue  # nothing due after all (e.g. thresholds moved): skip it
+            events += decision_events(decision, state, actor, now)
+            state = decision.state
+            report.tasks += command.task_id is not None
+            report.instances += command.task_id is None
+        if state is before:
+            continue
+        rows = audit.chain(record.id, record.event_count + 1, record.head_hash, events)
+        instance_rows.append(_instance_values(record, state, rows))
+        task_rows += [
+            {"b_id": t.id, **{k: v for k, v in repository.task_values(t).items() if k in _WATCH}}
+            for t in state.tasks
+            if t != before.task(t.id)
+        ]
+        event_rows += rows
+        for row in rows:
+            report.event_types[row["type"]] += 1
+    await _write(session, instance_rows, task_rows)
+    subjects = {record.id: (record.satker_id, record.sop_code) for record in instances}
+    await audit.insert(session, event_rows, subjects=subjects)
+    report.events = len(event_rows)
+    return report
+
+
+_WATCH = ("warned_at", "escalation_level", "next_check_at")
+
+
+def _no_deadlines(
+    standard: TimeStandard, opened_at: datetime
+) -> tuple[datetime | None, datetime | None]:
+    raise AssertionError("escalation opens no task")  # pragma: no cover
+
+
+def _instance_values(
+    record: InstanceRecord, state: InstanceState, rows: list[dict[str, object]]
+) -> dict[str, object]:
+    last = rows[-1] if rows else {"seq": record.event_count, "hash": record.head_hash}
+    return {
+        "b_id": record.id,
+        "b_version": record.version,
+        "version": state.version,
+        "warned_at": state.warned_at,
+        "escalation_level": state.escalation_level,
+        "next_check_at": state.next_check_at,
+        "event_count": last["seq"],
+        "head_hash": last["hash"],
+    }
+
+
+async def _write(
+    session: AsyncSession,
+    instance_rows: list[dict[str, object]],
+    task_rows: list[dict[str, object]],
+) -> None:
+    if not instance_rows:
+        return
+    instances = InstanceRecord.__table__  # type: ignore[attr-defined]
+    result = await session.execute(
+        sa.update(instances)
+        .where(instances.c.id == sa.bindparam("b_id"))
+        .where(instances.c.version == sa.bindparam("b_version"))
+        .values(
+            version=sa.bindparam("version"),
+            warned_at=sa.bindparam("warned_at"),
+            escalation_level=sa.bindparam("escalation_level"),
+            next_check_at=sa.bindparam("next_check_at"),
+            event_count=sa.bindparam("event_count"),
+            head_hash=sa.bindparam("head_hash"),
+        )
+        .execution_options(synchronize_session=False),
+        instance_rows,
+    )
+    if 0 <= result.rowcount < len(instance_rows):  # type: ignore[attr-defined]
+        raise SweepRaced(f"{len(instance_rows) - result.rowcount} instance(s) changed meanwhile")  # type: ignore[attr-defined]
+    if task_rows:
+        tasks = TaskRecord.__table__  # type: ignore[attr-defined]
+        await session.execute(
+            sa.update(tasks)
+            .where(tasks.c.id == sa.bindparam("b_id"))
+            .values({name: sa.bindparam(name) for name in _WATCH})
+            .execution_options(synchronize_session=False),
+            task_rows,
+        )
