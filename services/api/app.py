@@ -17,6 +17,7 @@ from services.api.instances.router import router as instances_router
 from services.api.instances.tasks_router import router as tasks_router
 from services.api.problems import install_problem_handlers
 from services.api.satkers.router import router as satkers_router
+from services.api.sipp.router import router as sipp_router
 from services.core import migrate
 from services.core.catalog.loader import load_catalog
 from services.core.catalog.service import sync_catalog
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instances_router)
     app.include_router(tasks_router)
     app.include_router(satkers_router)
+    app.include_router(sipp_router)
     return app
 
 

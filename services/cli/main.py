@@ -13,6 +13,7 @@ import orjson
 import typer
 
 from services.cli.records import audit_app, satker_app
+from services.cli.sipp import sipp_app
 from services.cli.token import token_app
 from services.core.settings import get_settings
 
@@ -21,6 +22,7 @@ catalog_app = typer.Typer(help="Validate and export the SOP catalog.", no_args_i
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(audit_app, name="audit")
 app.add_typer(satker_app, name="satker")
+app.add_typer(sipp_app, name="sipp")
 app.add_typer(token_app, name="token")
 
 

@@ -3,6 +3,15 @@
 from services.core.audit import models as audit_models
 from services.core.catalog import models as catalog_models
 from services.core.instances import models as instance_models
+from services.core.monitors import models as monitor_models
 from services.core.satkers import models as satker_models
+from services.core.sipp import models as sipp_models
 
-__all__ = ["audit_models", "catalog_models", "instance_models", "satker_models"]
+__all__ = [
+    "audit_models",
+    "catalog_models",
+    "instance_models",
+    "monitor_models",
+    "satker_models",
+    "sipp_models",
+]

@@ -16,7 +16,7 @@ from services.core.instances.jobs import QUEUE_NAME
 from services.core.settings import get_settings
 from services.worker.context import shutdown, startup
 from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS, beat
-from services.worker.tasks import deadline_sweep, run_automated_step
+from services.worker.tasks import daily_backup_checks, deadline_sweep, run_automated_step
 
 
 def every(job: Any, seconds: int, *, unique: bool = True) -> CronJob:
@@ -36,6 +36,8 @@ class WorkerSettings:
     cron_jobs: ClassVar[list[CronJob]] = [
         every(deadline_sweep, get_settings().worker.sweep_interval_seconds),
         every(beat, 15, unique=False),
+        # Every 10 minutes: opens the day's SOP 10 instance once the satker's day begins.
+        every(daily_backup_checks, 600),
     ]
     on_startup = on_startup
     on_shutdown = shutdown

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import structlog
 from arq import Retry
 
-from services.core.automation.service import UnknownJob, flag_step, run_step
+from services.core.automation.service import StepCannotRun, flag_step, run_step
 from services.core.db import unit_of_work, utcnow
+from services.core.instances import queries
 from services.core.instances.deadlines import SweepRaced, sweep
+from services.core.instances.jobs import QueuedJob, enqueue_jobs
+from services.core.sipp import service as sipp
 from services.worker.context import of
 
 log = structlog.get_logger(__name__)
+
+# An automated step's job normally starts within seconds; after this, it was lost.
+STRANDED_AFTER = timedelta(minutes=2)
 
 
 async def deadline_sweep(ctx: dict[str, Any]) -> dict[str, int]:
@@ -31,7 +38,30 @@ async def deadline_sweep(ctx: dict[str, Any]) -> dict[str, int]:
         return {"events": 0}
     if report.events:
         log.info("deadline sweep", **report.event_types)
-    return {"events": report.events, "tasks": report.tasks, "instances": report.instances}
+    resent = await resend_stranded_steps(ctx)
+    return {
+        "events": report.events,
+        "tasks": report.tasks,
+        "instances": report.instances,
+        "resent": resent,
+    }
+
+
+async def resend_stranded_steps(ctx: dict[str, Any]) -> int:
+    """Enqueue again the automated steps whose job message was lost. The job id is the
+    task's, so a step whose job is still queued or running is not doubled."""
+    context = of(ctx)
+    async with unit_of_work(context.sessions) as session:
+        jobs = []
+        for task, sop_version in await queries.stranded_automated_tasks(
+            session, opened_before=utcnow() - STRANDED_AFTER
+        ):
+            definition = await context.services.definition(session, task.sop_code, sop_version)
+            job = definition.step(task.step_id).job
+            if job is not None:
+                jobs.append(QueuedJob(instance_id=task.instance_id, task_id=task.id, job=job))
+    await enqueue_jobs(ctx["redis"], jobs)
+    return len(jobs)
 
 
 def backoff_seconds(job_try: int) -> int:
@@ -53,8 +83,18 @@ async def run_automated_step(ctx: dict[str, Any], instance_id: str, task_id: str
                 job=job,
                 now=utcnow(),
             )
-        return "nothing to do" if applied is None else "completed"
-    except UnknownJob as exc:
+        if applied is None:
+            return "nothing to do"
+        # The next step may be automated too: its job goes out once this one committed.
+        await enqueue_jobs(
+            ctx["redis"],
+            [
+                QueuedJob(instance_id=instance_id, task_id=j.task_id, job=j.job)
+                for j in applied.jobs
+            ],
+        )
+        return "completed"
+    except StepCannotRun as exc:
         reason = str(exc)
     except Exception as exc:
         if job_try < context.settings.worker.max_tries:
@@ -72,3 +112,18 @@ async def run_automated_step(ctx: dict[str, Any], instance_id: str, task_id: str
         )
     log.error("automated step flagged for a person", job=job, task=task_id, reason=reason)
     return "flagged"
+
+
+async def daily_backup_checks(ctx: dict[str, Any]) -> int:
+    """Open today's SOP 10 instance for every satker with a SIPP check configuration,
+    on its working days; its automated steps do the checking."""
+    context = of(ctx)
+    async with unit_of_work(context.sessions) as session:
+        opened = await sipp.open_daily_instances(session, context.services, utcnow())
+    jobs = [
+        QueuedJob(instance_id=applied.view.record.id, task_id=job.task_id, job=job.job)
+        for applied in opened
+        for job in applied.jobs
+    ]
+    await enqueue_jobs(ctx["redis"], jobs)
+    return len(opened)

@@ -75,7 +75,9 @@ class TaskPublic(BaseModel):
     outcome: str | None
     note: str | None
     evidence: list[str]
+    warned_at: datetime | None
     escalation_level: int
+    flag: str | None = Field(description="Why an automated step needs a person.")
 
 
 def task_public(
@@ -105,7 +107,9 @@ def task_public(
         outcome=task.outcome,
         note=task.note,
         evidence=list(task.evidence),
+        warned_at=task.warned_at,
         escalation_level=task.escalation_level,
+        flag=task.flag,
     )
 
 

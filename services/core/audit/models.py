@@ -38,9 +38,25 @@ class OutboxRecord(SQLModel, table=True):
     __table_args__ = (sa.Index("ix_outbox_unpublished", "published_at", "id"),)
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
-    event_id: int = Field(foreign_key="audit_event.id", sa_type=BigId)
+    # An instance's audit event, or (None) a finding about something else (a monitor...).
+    event_id: int | None = Field(default=None, foreign_key="audit_event.id", sa_type=BigId)
     satker_id: str = Field(max_length=64)
     type: str = Field(max_length=64)
     payload: dict[str, Any] = Field(sa_type=JsonType)
     created_at: datetime = Field(sa_type=UtcDateTime)
     published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+
+
+class FindingRecord(SQLModel, table=True):
+    """Something a worker found outside any instance (a site down, a certificate about
+    to expire, a backup that failed): kept, and published through the outbox."""
+
+    __tablename__ = "finding"
+    __table_args__ = (sa.Index("ix_finding_satker_time", "satker_id", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
+    satker_id: str = Field(max_length=64)
+    type: str = Field(max_length=64)
+    subject: str = Field(max_length=200)
+    occurred_at: datetime = Field(sa_type=UtcDateTime)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JsonType)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.core.audit.models import AuditEventRecord, OutboxRecord
+from services.core.audit.models import AuditEventRecord, FindingRecord, OutboxRecord
 
 GENESIS_HASH = "0" * 64
 
@@ -187,3 +187,38 @@ def verify_chain(
         )
     report.valid = not report.problems
     return report
+
+
+async def record_finding(
+    session: AsyncSession,
+    *,
+    satker_id: str,
+    type: str,
+    subject: str,
+    data: dict[str, Any],
+    now: datetime,
+) -> FindingRecord:
+    """Keep a finding and write its outbox row, in the caller's transaction."""
+    finding = FindingRecord(
+        satker_id=satker_id, type=type, subject=subject, occurred_at=now, data=data
+    )
+    session.add(finding)
+    await session.flush()
+    session.add(
+        OutboxRecord(
+            event_id=None,
+            satker_id=satker_id,
+            type=type,
+            payload={
+                "id": f"fnd_{finding.id}",
+                "type": type,
+                "occurred_at": now.isoformat(),
+                "satker": satker_id,
+                "subject": subject,
+                "data": data,
+            },
+            created_at=now,
+        )
+    )
+    await session.flush()
+    return finding

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 from services.core.automation.service import Handler
+from services.core.sipp import service as sipp
 
 
 def default_handlers() -> dict[str, Handler]:
-    return {}
+    return {
+        "sipp_scheduled_run": sipp.run_scheduled_step,
+        "sipp_backup_check": sipp.run_check_step,
+    }

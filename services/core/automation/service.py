@@ -34,7 +34,11 @@ class StepResult:
 Handler = Callable[[AsyncSession, InstanceView, str, datetime], Awaitable[StepResult]]
 
 
-class UnknownJob(LookupError):
+class StepCannotRun(Exception):
+    """Retrying will not help (no handler, no configuration): a person must act."""
+
+
+class UnknownJob(StepCannotRun, LookupError):
     pass
 
 

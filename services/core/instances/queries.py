@@ -162,3 +162,24 @@ async def inbox(
         col(TaskRecord.id),
     )
     return (await session.scalars(query.limit(max(1, min(limit, MAX_LIMIT))))).all()
+
+
+async def stranded_automated_tasks(
+    session: AsyncSession, *, opened_before: datetime, limit: int = 500
+) -> list[tuple[TaskRecord, int]]:
+    """Open automated tasks nobody is running, with their instance's SOP version: their
+    job message was lost (Redis restarted, enqueue failed after commit). The database is
+    the truth, so the sweep sends them again."""
+    query = (
+        select(TaskRecord, col(InstanceRecord.sop_version))
+        .join(InstanceRecord, col(InstanceRecord.id) == col(TaskRecord.instance_id))
+        .where(
+            col(TaskRecord.status) == "open",
+            col(TaskRecord.kind) == "automated",
+            col(TaskRecord.flag).is_(None),
+            col(TaskRecord.opened_at) < opened_before,
+        )
+        .order_by(col(TaskRecord.opened_at))
+        .limit(limit)
+    )
+    return [(task, version) for task, version in (await session.execute(query)).all()]

@@ -142,7 +142,7 @@ def check_backup(config: SippCheckConfig, day: date, now: datetime) -> Findings:
     if backup is None:
         _missing(findings, backups, config, day)
         return findings
-    findings.evidence["backup"] = backup.describe(zone, now)
+    findings.evidence["file"] = backup.describe(zone, now)
     _check_fresh(findings, backup, config, now, zone)
     _check_size(findings, backup, previous_backups(backups, backup, config.history), config)
     archive = check_archive(backup.path, backup.kind)
@@ -191,8 +191,8 @@ def _check_size(
     if backup.size < config.min_size_bytes:
         findings.fail(
             ReasonCode.BACKUP_TOO_SMALL,
-            f"{name} is only {human_size(backup.size)} ({backup.size} bytes), under the "
-            f"{config.min_size_bytes} bytes minimum — the backup is empty or failed; re-run it",
+            f"{name} is only {backup.size} bytes, under the {config.min_size_bytes} bytes "
+            "minimum — the backup is empty or failed; re-run it",
         )
     if not history:
         findings.evidence["history"] = {"files": []}

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 DEFAULT_FILE_PATTERN = "SIPP-{SATKER}-{YYYY}-{MM}-{DD}"
 DEFAULT_SUCCESS_PATTERN = r"(?i)sinkronisasi (berhasil|selesai|sukses)|sync (success|completed)"
-DEFAULT_FAILURE_PATTERN = r"(?i)\b(error|gagal|failed|exception)"
+DEFAULT_FAILURE_PATTERN = r"(?i)error|gagal|failed|exception"
 DEFAULT_TIMESTAMP_FORMAT = r"(?P<ts>\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2})"
 DATE_PLACEHOLDERS = ("{YYYY}", "{MM}", "{DD}")
 MYSQL_SCHEMES = frozenset({"mysql", "mariadb", "mysql+aiomysql", "mariadb+aiomysql"})

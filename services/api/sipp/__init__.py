@@ -1,0 +1,1 @@
+"""`/v1/backup-checks` and each satker's SIPP check configuration."""

@@ -1,0 +1,1 @@
+"""SOP 05's website monitoring: HTTP probes, certificate and domain expiry, up/down rules."""

@@ -1,0 +1,171 @@
+"""SOP 10 every working day: the worker opens the instance and its automated steps check
+the real backup files, taking `berhasil` or leaving staf TI a task with the reasons."""
+
+from __future__ import annotations
+
+import asyncio
+import zipfile
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from arq.connections import RedisSettings, create_pool
+from arq.worker import Worker
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.core.catalog.loader import load_catalog
+from services.core.db import session_factory, unit_of_work
+from services.core.instances.jobs import QUEUE_NAME, QueuedJob, enqueue_jobs
+from services.core.instances.service import Services
+from services.core.settings import Settings
+from services.core.sipp import service as sipp
+from services.worker.settings import WorkerSettings
+from tests.conftest import TokenFactory
+
+# Tuesday 24 November 2026, 09:00 WIB: a working day, in working hours.
+NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+DAY = date(2026, 11, 24)
+DUMP = (
+    b"-- MariaDB dump\nINSERT INTO perkara VALUES (1);\n-- Dump completed on 2026-11-23 23:00:01\n"
+)
+
+
+def _backup(directory: Path, day: date, *, complete: bool) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    content = DUMP if complete else DUMP.rsplit(b"--", 1)[0]
+    name = directory / f"SIPP-TAIS-{day:%Y-%m-%d}.zip"
+    with zipfile.ZipFile(name, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("sipp.sql", content * 200)
+
+
+async def _configure(
+    client: httpx.AsyncClient, auth_headers: TokenFactory, satker: str, backups: Path
+) -> None:
+    response = await client.put(
+        f"/v1/satkers/{satker}/sipp-config",
+        json={"satker_code": "TAIS", "backup_dir": str(backups), "min_size_bytes": 100},
+        headers=auth_headers(["admin"], satker=satker),
+    )
+    assert response.status_code == 200, response.text
+
+
+async def _run_day(engine: AsyncEngine, settings: Settings) -> list[str]:
+    catalog = load_catalog(settings.catalog.path)
+    services = Services(roles={role.id: role for role in catalog.roles})
+    async with unit_of_work(session_factory(engine)) as session:
+        opened = await sipp.open_daily_instances(session, services, NOW)
+    assert settings.redis.url is not None
+    pool = await create_pool(
+        RedisSettings.from_dsn(settings.redis.url), default_queue_name=QUEUE_NAME
+    )
+    try:
+        await enqueue_jobs(
+            pool,
+            [
+                QueuedJob(instance_id=a.view.record.id, task_id=job.task_id, job=job.job)
+                for a in opened
+                for job in a.jobs
+            ],
+        )
+        worker = Worker(
+            functions=WorkerSettings.functions,
+            redis_pool=pool,
+            queue_name=QUEUE_NAME,
+            burst=True,
+            on_startup=WorkerSettings.on_startup,
+            poll_delay=0.05,
+            handle_signals=False,
+        )
+        await worker.main()
+        await WorkerSettings.on_shutdown(worker.ctx)
+        # Step 1 opens step 2 whose job the worker enqueues after its own commit: run again.
+        await asyncio.sleep(0)
+    finally:
+        await pool.aclose()
+    return [a.view.record.id for a in opened]
+
+
+async def _instance(
+    client: httpx.AsyncClient, auth_headers: TokenFactory, satker: str, instance_id: str
+) -> dict[str, Any]:
+    response = await client.get(
+        f"/v1/instances/{instance_id}", headers=auth_headers(["staf_ti"], satker=satker)
+    )
+    return dict(response.json())
+
+
+@pytest.mark.parametrize(("satker", "complete"), [("pn-bengkulu", True), ("pn-manna", False)])
+async def test_daily_check_takes_the_branch_the_files_call_for(
+    client: httpx.AsyncClient,
+    auth_headers: TokenFactory,
+    engine: AsyncEngine,
+    settings: Settings,
+    tmp_path: Path,
+    satker: str,
+    complete: bool,
+) -> None:
+    backups = tmp_path / "backups"
+    _backup(backups, DAY, complete=complete)
+    await _configure(client, auth_headers, satker, backups)
+    opened = await _run_day(engine, settings)
+    ours = [i for i in opened if (await _instance(client, auth_headers, satker, i)).get("id")]
+    assert len(ours) == 1
+    instance = await _instance(client, auth_headers, satker, ours[0])
+    done = {t["step_id"]: t for t in instance["tasks"] if t["status"] == "completed"}
+    assert done["sinkron_backup_otomatis"]["completed_by"] == "system:worker"
+    if complete:
+        assert done["cek_keberhasilan"]["outcome"] == "berhasil"
+        assert instance["current_steps"] == ["salin_ke_harddisk"]
+    else:
+        assert done["cek_keberhasilan"]["outcome"] == "tidak_berhasil"
+        assert "dump_incomplete" in done["cek_keberhasilan"]["note"]
+        assert instance["current_steps"] == ["sinkron_backup_manual"]
+        inbox = await client.get("/v1/tasks", headers=auth_headers(["staf_ti"], satker=satker))
+        assert ours[0] in [task["instance_id"] for task in inbox.json()["items"]]
+
+    checks = await client.get(
+        "/v1/backup-checks",
+        params={"satker": satker},
+        headers=auth_headers(["staf_ti"], satker=satker),
+    )
+    (check,) = checks.json()["items"]
+    assert (check["ok"], check["instance_id"], check["day"]) == (complete, ours[0], "2026-11-24")
+
+    # The next sweep of the same day opens nothing new.
+    assert await _run_day(engine, settings) == []
+
+
+async def test_no_configuration_flags_the_step_for_a_person(
+    client: httpx.AsyncClient, auth_headers: TokenFactory, engine: AsyncEngine, settings: Settings
+) -> None:
+    admin = auth_headers(["staf_ti", "admin"], satker="pn-tais")
+    started = await client.post(
+        "/v1/instances",
+        json={"sop": "monitoring-sinkronisasi-backup-sipp", "title": "Manual"},
+        headers=admin,
+    )
+    instance_id = started.json()["id"]
+    assert settings.redis.url is not None
+    pool = await create_pool(
+        RedisSettings.from_dsn(settings.redis.url), default_queue_name=QUEUE_NAME
+    )
+    try:
+        worker = Worker(
+            functions=WorkerSettings.functions,
+            redis_pool=pool,
+            queue_name=QUEUE_NAME,
+            burst=True,
+            on_startup=WorkerSettings.on_startup,
+            poll_delay=0.05,
+            handle_signals=False,
+        )
+        await worker.main()
+        await WorkerSettings.on_shutdown(worker.ctx)
+    finally:
+        await pool.aclose()
+    instance = await _instance(client, auth_headers, "pn-tais", instance_id)
+    (task,) = [t for t in instance["tasks"] if t["status"] == "open"]
+    assert task["step_id"] == "sinkron_backup_otomatis"
+    assert "no SIPP check configuration" in (task["flag"] or "")
