@@ -15,6 +15,7 @@ from services.api.context import AppContext
 from services.api.health.router import router as health_router
 from services.api.instances.router import router as instances_router
 from services.api.instances.tasks_router import router as tasks_router
+from services.api.monitors.router import router as monitors_router
 from services.api.problems import install_problem_handlers
 from services.api.satkers.router import router as satkers_router
 from services.api.sipp.router import router as sipp_router
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks_router)
     app.include_router(satkers_router)
     app.include_router(sipp_router)
+    app.include_router(monitors_router)
     return app
 
 

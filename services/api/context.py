@@ -31,10 +31,10 @@ class AppContext:
     verifier: TokenVerifier
     services: Services
 
-    async def enqueue(self, jobs: Sequence[QueuedJob]) -> None:
+    async def enqueue(self, jobs: Sequence[QueuedJob], *, request_id: str | None = None) -> None:
         """Send jobs after commit. A failure loses nothing: the open task is durable in
         the database and the worker's sweep enqueues it again."""
         try:
-            await enqueue_jobs(self.queue, jobs)
+            await enqueue_jobs(self.queue, jobs, request_id=request_id)
         except (RedisError, OSError) as exc:
             log.warning("enqueue failed; the sweep will retry", error=str(exc), jobs=len(jobs))

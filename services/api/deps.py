@@ -16,6 +16,7 @@ from services.core.engine.state import Actor
 from services.core.errors import AlurError
 from services.core.identity.tokens import Principal, TokenMissing
 from services.core.instances.jobs import QueuedJob
+from services.core.logging import current_request_id
 
 
 def get_context(request: Request) -> AppContext:
@@ -48,7 +49,7 @@ async def get_unit_of_work(context: Context) -> AsyncIterator[UnitOfWork]:
         yield uow
     # Committed (an exception would have skipped this): now the jobs may run.
     if uow.jobs:
-        await context.enqueue(uow.jobs)
+        await context.enqueue(uow.jobs, request_id=current_request_id())
 
 
 # "function" scope: the commit happens before the response is sent, so a client never

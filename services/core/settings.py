@@ -101,9 +101,60 @@ class WorkerSettings(BaseModel):
         return self
 
 
+# RDAP servers of the registries court sites use; `.id` (and so `.go.id`) is PANDI's.
+DEFAULT_RDAP_SERVERS = {
+    "id": "https://rdap.pandi.id/rdap/",
+    "com": "https://rdap.verisign.com/com/v1/",
+    "net": "https://rdap.verisign.com/net/v1/",
+}
+
+
+class MonitorSettings(BaseModel):
+    rdap_bootstrap: Path | None = Field(
+        default=None,
+        description="RDAP bootstrap JSON (IANA format or a TLD -> URL map); default: "
+        "built-in servers for .id (PANDI), .com and .net.",
+    )
+    ca_file: Path | None = Field(
+        default=None, description="Extra CA bundle trusted when checking monitored sites."
+    )
+    certificate_alert_days: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [21, 14, 7],
+        description="Days before a certificate expires to announce it (comma separated).",
+    )
+    schedule_interval_seconds: int = Field(
+        default=5, ge=1, le=60, description="How often due monitor checks are dispatched."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_days(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("certificate_alert_days"), str):
+            text = data["certificate_alert_days"]
+            data["certificate_alert_days"] = [int(p) for p in text.split(",") if p.strip()]
+        return data
+
+
 class LogSettings(BaseModel):
     level: str = Field(default="INFO", description="Log level.")
     json_format: bool = Field(default=False, description="JSON log lines (production default).")
+
+
+class HealthSettings(BaseModel):
+    require_worker: bool = Field(
+        default=True,
+        description="`/readyz` fails when no worker heartbeat is fresh (false: report only).",
+    )
+    worker_stale_seconds: int = Field(
+        default=90, ge=16, description="Age after which the newest worker heartbeat is stale."
+    )
+
+
+class MetricsSettings(BaseModel):
+    token: SecretStr | None = Field(
+        default=None,
+        description="When set, `/metrics` requires `Authorization: Bearer <token>`.",
+    )
 
 
 class Settings(BaseSettings):
@@ -121,7 +172,10 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
+    monitors: MonitorSettings = Field(default_factory=MonitorSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    health: HealthSettings = Field(default_factory=HealthSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Self:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -15,7 +16,9 @@ from services.core.automation.service import Handler
 from services.core.catalog.loader import load_catalog
 from services.core.db import create_engine, session_factory
 from services.core.instances.service import Services
-from services.core.settings import Settings, get_settings
+from services.core.monitors.rdap import RdapBootstrap
+from services.core.monitors.service import MonitorOptions
+from services.core.settings import DEFAULT_RDAP_SERVERS, Settings, get_settings
 
 
 @dataclass
@@ -26,7 +29,25 @@ class WorkerContext:
     services: Services
     handlers: dict[str, Handler]
     http: httpx.AsyncClient
+    monitor_options: MonitorOptions
     worker_id: str
+
+
+def _trust(settings: Settings) -> ssl.SSLContext | bool:
+    if settings.monitors.ca_file is None:
+        return True
+    context = ssl.create_default_context()
+    context.load_verify_locations(cafile=str(settings.monitors.ca_file))
+    return context
+
+
+def monitor_options(settings: Settings) -> MonitorOptions:
+    source = settings.monitors.rdap_bootstrap or DEFAULT_RDAP_SERVERS
+    return MonitorOptions(
+        rdap=RdapBootstrap.load(source),
+        certificate_thresholds=tuple(settings.monitors.certificate_alert_days),
+        ca_file=str(settings.monitors.ca_file) if settings.monitors.ca_file else None,
+    )
 
 
 def of(ctx: dict[str, Any]) -> WorkerContext:
@@ -44,7 +65,13 @@ async def startup(ctx: dict[str, Any]) -> None:
         sessions=session_factory(engine),
         services=Services(roles={role.id: role for role in catalog.roles}),
         handlers=default_handlers(),
-        http=httpx.AsyncClient(timeout=10.0, follow_redirects=False),
+        http=httpx.AsyncClient(
+            timeout=10.0,
+            follow_redirects=False,
+            verify=_trust(settings),
+            headers={"user-agent": "Alur monitor"},
+        ),
+        monitor_options=monitor_options(settings),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
     )
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from services.core.telemetry.worker_stats import HEARTBEAT_KEY
 from services.worker.context import of
 
-HEARTBEAT_KEY = "alur:worker:heartbeat"
 HEARTBEAT_TTL_SECONDS = 60
 
 

@@ -13,31 +13,45 @@ from arq import cron
 from arq.cron import CronJob
 
 from services.core.instances.jobs import QUEUE_NAME
+from services.core.logging import configure_logging
 from services.core.settings import get_settings
 from services.worker.context import shutdown, startup
 from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS, beat
-from services.worker.tasks import daily_backup_checks, deadline_sweep, run_automated_step
+from services.worker.instrumentation import instrumented
+from services.worker.tasks import (
+    check_monitor,
+    daily_backup_checks,
+    deadline_sweep,
+    remind_renewals,
+    run_automated_step,
+    schedule_monitors,
+)
 
 
 def every(job: Any, seconds: int, *, unique: bool = True) -> CronJob:
     """A cron job running every `seconds` (a divisor of a minute, or whole minutes)."""
+    job = instrumented(job)
     if seconds < 60:
         return cron(job, second=set(range(0, 60, seconds)), unique=unique)
     return cron(job, second={0}, minute=set(range(0, 60, max(1, seconds // 60))), unique=unique)
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
+    configure_logging(get_settings().log)
     await startup(ctx)
     await beat(ctx)
 
 
 class WorkerSettings:
-    functions: ClassVar[list[Any]] = [run_automated_step]
+    # Instrumented: counted by name and outcome, logged with the job's (and request's) id.
+    functions: ClassVar[list[Any]] = [instrumented(f) for f in (run_automated_step, check_monitor)]
     cron_jobs: ClassVar[list[CronJob]] = [
         every(deadline_sweep, get_settings().worker.sweep_interval_seconds),
         every(beat, 15, unique=False),
         # Every 10 minutes: opens the day's SOP 10 instance once the satker's day begins.
         every(daily_backup_checks, 600),
+        every(schedule_monitors, get_settings().monitors.schedule_interval_seconds),
+        every(remind_renewals, 3600),
     ]
     on_startup = on_startup
     on_shutdown = shutdown

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import structlog
@@ -12,7 +12,10 @@ from services.core.automation.service import StepCannotRun, flag_step, run_step
 from services.core.db import unit_of_work, utcnow
 from services.core.instances import queries
 from services.core.instances.deadlines import SweepRaced, sweep
-from services.core.instances.jobs import QueuedJob, enqueue_jobs
+from services.core.instances.jobs import QUEUE_NAME, QueuedJob, enqueue_jobs
+from services.core.logging import current_request_id
+from services.core.monitors import renewals
+from services.core.monitors import service as monitors
 from services.core.sipp import service as sipp
 from services.worker.context import of
 
@@ -92,6 +95,8 @@ async def run_automated_step(ctx: dict[str, Any], instance_id: str, task_id: str
                 QueuedJob(instance_id=instance_id, task_id=j.task_id, job=j.job)
                 for j in applied.jobs
             ],
+            # A chain of automated steps keeps the id of the request that started it.
+            request_id=current_request_id(),
         )
         return "completed"
     except StepCannotRun as exc:
@@ -127,3 +132,41 @@ async def daily_backup_checks(ctx: dict[str, Any]) -> int:
     ]
     await enqueue_jobs(ctx["redis"], jobs)
     return len(opened)
+
+
+async def schedule_monitors(ctx: dict[str, Any]) -> int:
+    """Dispatch every monitor check that is due, one job per monitor and slot."""
+    context = of(ctx)
+    async with unit_of_work(context.sessions) as session:
+        due = await monitors.due_monitors(session, utcnow())
+    for monitor_id, slot in due:
+        await ctx["redis"].enqueue_job(
+            "check_monitor",
+            monitor_id,
+            slot.isoformat(),
+            _job_id=f"monitor:{monitor_id}:{slot.timestamp():.0f}",
+            _queue_name=QUEUE_NAME,
+        )
+    return len(due)
+
+
+async def check_monitor(ctx: dict[str, Any], monitor_id: str, scheduled_at: str) -> str:
+    context = of(ctx)
+    async with unit_of_work(context.sessions) as session:
+        check = await monitors.run_check(
+            session,
+            context.services,
+            context.http,
+            context.monitor_options,
+            monitor_id=monitor_id,
+            scheduled_at=datetime.fromisoformat(scheduled_at),
+            now=utcnow(),
+        )
+    return "inactive" if check is None else ("up" if check.up else "down")
+
+
+async def remind_renewals(ctx: dict[str, Any]) -> int:
+    context = of(ctx)
+    async with unit_of_work(context.sessions) as session:
+        started = await renewals.remind_due(session, context.services, utcnow())
+    return len(started)

@@ -25,7 +25,12 @@ class QueuedJob:
         return f"automated:{self.task_id}"
 
 
-async def enqueue_jobs(queue: ArqRedis, jobs: Sequence[QueuedJob]) -> None:
+async def enqueue_jobs(
+    queue: ArqRedis, jobs: Sequence[QueuedJob], *, request_id: str | None = None
+) -> None:
+    """`request_id`: the request that caused the jobs, bound in their log lines (the
+    worker's instrumentation takes it out of the job's keywords)."""
+    correlation = {} if request_id is None else {"request_id": request_id}
     for job in jobs:
         await queue.enqueue_job(
             RUN_AUTOMATED_STEP,
@@ -34,4 +39,5 @@ async def enqueue_jobs(queue: ArqRedis, jobs: Sequence[QueuedJob]) -> None:
             job.job,
             _job_id=job.job_id,
             _queue_name=QUEUE_NAME,
+            **correlation,
         )

@@ -47,8 +47,10 @@ class MonitorRecord(SQLModel, table=True):
     consecutive_successes: int = 0
     next_check_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     last_checked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    certificate_checked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     certificate_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     certificate_alerted_days: int | None = None
+    domain_checked_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     domain_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     domain_alerted_days: int | None = None
     content_updated_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
@@ -63,6 +65,8 @@ class MonitorCheckRecord(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     monitor_id: str = Field(foreign_key="monitor.id", max_length=36)
+    # When the check was due and when it ran: their difference is the scheduling lag.
+    scheduled_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     checked_at: datetime = Field(sa_type=UtcDateTime)
     up: bool
     status_code: int | None = None

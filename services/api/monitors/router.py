@@ -1,0 +1,276 @@
+"""Monitors (CRUD, checks, maintenance windows) and service renewals, per satker."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.api.deps import Context, CurrentActor, Session, Work, require_role
+from services.api.monitors.schemas import (
+    CheckList,
+    CheckPublic,
+    MonitorCreate,
+    MonitorList,
+    MonitorPublic,
+    MonitorUpdate,
+    RenewalCreate,
+    RenewalList,
+    RenewalPublic,
+    WindowCreate,
+    WindowList,
+    WindowPublic,
+)
+from services.api.problems import problem_responses
+from services.core.db import utcnow
+from services.core.engine.state import Actor
+from services.core.errors import NotFound
+from services.core.monitors import renewals
+from services.core.monitors import service as monitors
+from services.core.monitors.models import (
+    MaintenanceWindowRecord,
+    MonitorCheckRecord,
+    MonitorRecord,
+    RenewalRecord,
+)
+from services.core.satkers.service import SatkerNotFound
+
+router = APIRouter(tags=["monitors"])
+
+
+async def _admin_or_webmaster(actor: CurrentActor) -> Actor:
+    if {"admin", "admin_website"} & actor.roles:
+        return actor
+    return await require_role("admin")(actor)  # raises the role_required problem
+
+
+Manager = Annotated[Actor, Depends(_admin_or_webmaster)]
+
+
+async def _visible(context: Context, session: AsyncSession, actor: Actor) -> set[str]:
+    return (await context.services.directory(session)).visible_from(actor.satker)
+
+
+async def _target(context: Context, session: AsyncSession, actor: Actor, satker: str | None) -> str:
+    target = satker or actor.satker
+    if target not in await _visible(context, session, actor):
+        raise SatkerNotFound(f"No satker {target!r}")
+    return target
+
+
+def _fields(body: MonitorCreate | MonitorUpdate, *, partial: bool) -> dict[str, Any]:
+    data = body.model_dump(exclude_unset=partial, exclude={"satker"})
+    urls = ("url", "feed_url")
+    return {k: str(v) if k in urls and v is not None else v for k, v in data.items()}
+
+
+async def _find(
+    context: Context, session: AsyncSession, actor: Actor, monitor_id: str
+) -> MonitorRecord:
+    return await monitors.get_monitor(session, await _visible(context, session, actor), monitor_id)
+
+
+@router.post(
+    "/v1/monitors",
+    status_code=status.HTTP_201_CREATED,
+    response_model=MonitorPublic,
+    summary="Watch a website (admin or admin_website)",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def create_monitor(
+    body: MonitorCreate, actor: Manager, context: Context, work: Work
+) -> MonitorRecord:
+    satker = await _target(context, work.session, actor, body.satker)
+    fields = MonitorCreate.model_validate(body.model_dump()).model_dump(exclude={"satker"})
+    fields = {
+        k: str(v) if k in ("url", "feed_url") and v is not None else v for k, v in fields.items()
+    }
+    return await monitors.create_monitor(
+        work.session, satker_id=satker, fields=fields, now=utcnow()
+    )
+
+
+@router.get("/v1/monitors", response_model=MonitorList, summary="Monitors you can see")
+async def list_monitors(actor: CurrentActor, context: Context, session: Session) -> MonitorList:
+    visible = await _visible(context, session, actor)
+    records = (
+        await session.scalars(
+            select(MonitorRecord)
+            .where(col(MonitorRecord.satker_id).in_(sorted(visible)))
+            .order_by(col(MonitorRecord.satker_id), col(MonitorRecord.name))
+        )
+    ).all()
+    return MonitorList(items=[MonitorPublic.model_validate(r) for r in records])
+
+
+@router.get(
+    "/v1/monitors/{monitor_id}",
+    response_model=MonitorPublic,
+    responses=problem_responses(401, 404),
+)
+async def get_monitor(
+    monitor_id: str, actor: CurrentActor, context: Context, session: Session
+) -> MonitorRecord:
+    return await _find(context, session, actor, monitor_id)
+
+
+@router.patch(
+    "/v1/monitors/{monitor_id}",
+    response_model=MonitorPublic,
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def update_monitor(
+    monitor_id: str, body: MonitorUpdate, actor: Manager, context: Context, work: Work
+) -> MonitorRecord:
+    monitor = await _find(context, work.session, actor, monitor_id)
+    for name, value in _fields(body, partial=True).items():
+        setattr(monitor, name, value)
+    await work.session.flush()
+    return monitor
+
+
+@router.delete(
+    "/v1/monitors/{monitor_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_monitor(monitor_id: str, actor: Manager, context: Context, work: Work) -> Response:
+    visible = await _visible(context, work.session, actor)
+    monitor = await monitors.get_monitor(work.session, visible, monitor_id)
+    for model in (MonitorCheckRecord, MaintenanceWindowRecord):
+        for row in (
+            await work.session.scalars(select(model).where(col(model.monitor_id) == monitor.id))
+        ).all():
+            await work.session.delete(row)
+    await work.session.delete(monitor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get(
+    "/v1/monitors/{monitor_id}/checks",
+    response_model=CheckList,
+    summary="The monitor's checks, newest first, with latency",
+    responses=problem_responses(401, 404),
+)
+async def list_checks(
+    monitor_id: str,
+    actor: CurrentActor,
+    context: Context,
+    session: Session,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> CheckList:
+    monitor = await monitors.get_monitor(
+        session, await _visible(context, session, actor), monitor_id
+    )
+    records = (
+        await session.scalars(
+            select(MonitorCheckRecord)
+            .where(col(MonitorCheckRecord.monitor_id) == monitor.id)
+            .order_by(col(MonitorCheckRecord.checked_at).desc(), col(MonitorCheckRecord.id).desc())
+            .limit(limit)
+        )
+    ).all()
+    return CheckList(items=[CheckPublic.model_validate(r) for r in records])
+
+
+@router.post(
+    "/v1/monitors/{monitor_id}/maintenance-windows",
+    status_code=status.HTTP_201_CREATED,
+    response_model=WindowPublic,
+    summary="Checks in a window neither count as failures nor open incidents",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def add_window(
+    monitor_id: str, body: WindowCreate, actor: Manager, context: Context, work: Work
+) -> WindowPublic:
+    monitor = await _find(context, work.session, actor, monitor_id)
+    record = MaintenanceWindowRecord(monitor_id=monitor.id, **body.model_dump())
+    monitors.windows_of([record])  # refuses an unknown timezone before it is stored
+    work.session.add(record)
+    await work.session.flush()
+    return WindowPublic(id=record.id or 0, **body.model_dump())
+
+
+@router.get(
+    "/v1/monitors/{monitor_id}/maintenance-windows",
+    response_model=WindowList,
+    responses=problem_responses(401, 404),
+)
+async def list_windows(
+    monitor_id: str, actor: CurrentActor, context: Context, session: Session
+) -> WindowList:
+    monitor = await monitors.get_monitor(
+        session, await _visible(context, session, actor), monitor_id
+    )
+    records = (
+        await session.scalars(
+            select(MaintenanceWindowRecord).where(
+                col(MaintenanceWindowRecord.monitor_id) == monitor.id
+            )
+        )
+    ).all()
+    return WindowList(
+        items=[
+            WindowPublic(
+                id=r.id or 0,
+                kind=r.kind,
+                starts_at=r.starts_at,
+                ends_at=r.ends_at,
+                weekday=r.weekday,
+                start_time=r.start_time,
+                end_time=r.end_time,
+                timezone=r.timezone,
+                reason=r.reason,
+            )
+            for r in records
+        ]
+    )
+
+
+class RenewalNotFound(NotFound):
+    code = "renewal_not_found"
+    title = "No such renewal"
+
+
+@router.post(
+    "/v1/renewals",
+    status_code=status.HTTP_201_CREATED,
+    response_model=RenewalPublic,
+    summary="A hosting, domain or connection service and its due date",
+    responses=problem_responses(401, 403, 404, 422),
+)
+async def create_renewal(
+    body: RenewalCreate, actor: Manager, context: Context, work: Work
+) -> RenewalRecord:
+    satker = await _target(context, work.session, actor, body.satker)
+    return await renewals.create_renewal(
+        work.session, satker_id=satker, fields=body.model_dump(exclude={"satker"}), now=utcnow()
+    )
+
+
+@router.get("/v1/renewals", response_model=RenewalList, summary="Renewals, soonest due first")
+async def list_renewals(actor: CurrentActor, context: Context, session: Session) -> RenewalList:
+    visible = await _visible(context, session, actor)
+    records = (
+        await session.scalars(
+            select(RenewalRecord)
+            .where(col(RenewalRecord.satker_id).in_(sorted(visible)))
+            .order_by(col(RenewalRecord.due_date))
+        )
+    ).all()
+    return RenewalList(items=[RenewalPublic.model_validate(r) for r in records])
+
+
+@router.delete(
+    "/v1/renewals/{renewal_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(401, 403, 404),
+)
+async def delete_renewal(renewal_id: str, actor: Manager, context: Context, work: Work) -> Response:
+    renewal = await work.session.get(RenewalRecord, renewal_id)
+    if renewal is None or renewal.satker_id not in await _visible(context, work.session, actor):
+        raise RenewalNotFound(f"No renewal {renewal_id!r}")
+    await work.session.delete(renewal)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,125 @@
+"""Gauges read from the database at scrape time.
+
+Each query is one GROUP BY over an indexed or small table (open tasks, unpublished
+outbox rows, monitors, one backup check per satker and day), so a scrape costs a few
+milliseconds whatever the history holds. The instance count is the exception that grows
+with history; `ix_instance_sop_status` covers it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from services.core.audit.models import OutboxRecord
+from services.core.engine.state import TaskStatus
+from services.core.instances.models import InstanceRecord, TaskRecord
+from services.core.monitors.models import MonitorRecord
+from services.core.sipp.models import BackupCheckRecord
+
+
+@dataclass(frozen=True)
+class TaskLoad:
+    sop: str
+    lane: str
+    open: int
+    overdue: int
+
+
+@dataclass(frozen=True)
+class Certificate:
+    monitor_id: str
+    name: str
+    satker: str
+    days_left: float
+
+
+@dataclass(frozen=True)
+class BackupChecks:
+    satker: str
+    last_checked_at: datetime
+    last_success_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    instances: list[tuple[str, str, int]]  # (sop, state, count)
+    tasks: list[TaskLoad]
+    escalations: list[tuple[int, int]]  # (level, open tasks at that level)
+    outbox_unpublished: int
+    outbox_lag_seconds: float
+    monitors: list[tuple[str, str, int]]  # (satker, status, count)
+    certificates: list[Certificate]
+    backups: list[BackupChecks]
+
+
+async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
+    instances = await session.execute(
+        sa.select(col(InstanceRecord.sop_code), col(InstanceRecord.status), sa.func.count())
+        .group_by(col(InstanceRecord.sop_code), col(InstanceRecord.status))
+        .order_by(col(InstanceRecord.sop_code), col(InstanceRecord.status))
+    )
+    is_open = col(TaskRecord.status) == TaskStatus.OPEN.value
+    overdue = sa.func.sum(sa.case((col(TaskRecord.due_at) < now, 1), else_=0))
+    tasks = await session.execute(
+        sa.select(col(TaskRecord.sop_code), col(TaskRecord.lane), sa.func.count(), overdue)
+        .where(is_open)
+        .group_by(col(TaskRecord.sop_code), col(TaskRecord.lane))
+        .order_by(col(TaskRecord.sop_code), col(TaskRecord.lane))
+    )
+    escalations = await session.execute(
+        sa.select(col(TaskRecord.escalation_level), sa.func.count())
+        .where(is_open, col(TaskRecord.escalation_level) > 0)
+        .group_by(col(TaskRecord.escalation_level))
+        .order_by(col(TaskRecord.escalation_level))
+    )
+    unpublished, oldest = (
+        await session.execute(
+            sa.select(sa.func.count(), sa.func.min(col(OutboxRecord.created_at))).where(
+                col(OutboxRecord.published_at).is_(None)
+            )
+        )
+    ).one()
+    monitors = await session.execute(
+        sa.select(col(MonitorRecord.satker_id), col(MonitorRecord.status), sa.func.count())
+        .where(col(MonitorRecord.active))
+        .group_by(col(MonitorRecord.satker_id), col(MonitorRecord.status))
+        .order_by(col(MonitorRecord.satker_id), col(MonitorRecord.status))
+    )
+    certificates = await session.execute(
+        sa.select(
+            col(MonitorRecord.id),
+            col(MonitorRecord.name),
+            col(MonitorRecord.satker_id),
+            col(MonitorRecord.certificate_expires_at),
+        )
+        .where(col(MonitorRecord.active), col(MonitorRecord.certificate_expires_at).is_not(None))
+        .order_by(col(MonitorRecord.id))
+    )
+    succeeded = sa.case((col(BackupCheckRecord.ok), col(BackupCheckRecord.checked_at)))
+    backups = await session.execute(
+        sa.select(
+            col(BackupCheckRecord.satker_id),
+            sa.func.max(col(BackupCheckRecord.checked_at)),
+            sa.func.max(succeeded),
+        )
+        .group_by(col(BackupCheckRecord.satker_id))
+        .order_by(col(BackupCheckRecord.satker_id))
+    )
+    return Snapshot(
+        instances=[(sop, state, count) for sop, state, count in instances],
+        tasks=[TaskLoad(sop, lane, count, int(late or 0)) for sop, lane, count, late in tasks],
+        escalations=[(level, count) for level, count in escalations],
+        outbox_unpublished=unpublished,
+        outbox_lag_seconds=max(0.0, (now - oldest).total_seconds()) if oldest else 0.0,
+        monitors=[(satker, status, count) for satker, status, count in monitors],
+        certificates=[
+            Certificate(monitor_id, name, satker, (expires - now).total_seconds() / 86400)
+            for monitor_id, name, satker, expires in certificates
+        ],
+        backups=[BackupChecks(satker, last, success) for satker, last, success in backups],
+    )
