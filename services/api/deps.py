@@ -17,6 +17,7 @@ from services.core.errors import AlurError
 from services.core.identity.tokens import Principal, TokenMissing
 from services.core.instances.jobs import QueuedJob
 from services.core.logging import current_request_id
+from services.core.satkers.service import Satker, SatkerNotFound
 
 
 def get_context(request: Request) -> AppContext:
@@ -96,3 +97,18 @@ def require_role(role: str) -> Callable[[Actor], Coroutine[Any, Any, Actor]]:
 
 
 Admin = Annotated[Actor, Depends(require_role("admin"))]
+
+
+async def visible_satkers(context: AppContext, session: AsyncSession, actor: Actor) -> set[str]:
+    """The caller's satker and every satker below it."""
+    return (await context.services.directory(session)).visible_from(actor.satker)
+
+
+async def satker_in_scope(
+    context: AppContext, session: AsyncSession, actor: Actor, satker_id: str
+) -> Satker:
+    """The satker if the caller may see it; 404 otherwise (as if it did not exist)."""
+    directory = await context.services.directory(session)
+    if satker_id not in directory.visible_from(actor.satker):
+        raise SatkerNotFound(f"No satker {satker_id!r}")
+    return directory.get(satker_id)

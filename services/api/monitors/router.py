@@ -8,7 +8,15 @@ from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.api.deps import Context, CurrentActor, Session, Work, require_role
+from services.api.deps import (
+    Context,
+    CurrentActor,
+    Session,
+    Work,
+    require_role,
+    satker_in_scope,
+    visible_satkers,
+)
 from services.api.monitors.schemas import (
     CheckList,
     CheckPublic,
@@ -35,7 +43,6 @@ from services.core.monitors.models import (
     MonitorRecord,
     RenewalRecord,
 )
-from services.core.satkers.service import SatkerNotFound
 
 router = APIRouter(tags=["monitors"])
 
@@ -49,15 +56,8 @@ async def _admin_or_webmaster(actor: CurrentActor) -> Actor:
 Manager = Annotated[Actor, Depends(_admin_or_webmaster)]
 
 
-async def _visible(context: Context, session: AsyncSession, actor: Actor) -> set[str]:
-    return (await context.services.directory(session)).visible_from(actor.satker)
-
-
 async def _target(context: Context, session: AsyncSession, actor: Actor, satker: str | None) -> str:
-    target = satker or actor.satker
-    if target not in await _visible(context, session, actor):
-        raise SatkerNotFound(f"No satker {target!r}")
-    return target
+    return (await satker_in_scope(context, session, actor, satker or actor.satker)).id
 
 
 def _fields(body: MonitorCreate | MonitorUpdate, *, partial: bool) -> dict[str, Any]:
@@ -69,7 +69,9 @@ def _fields(body: MonitorCreate | MonitorUpdate, *, partial: bool) -> dict[str, 
 async def _find(
     context: Context, session: AsyncSession, actor: Actor, monitor_id: str
 ) -> MonitorRecord:
-    return await monitors.get_monitor(session, await _visible(context, session, actor), monitor_id)
+    return await monitors.get_monitor(
+        session, await visible_satkers(context, session, actor), monitor_id
+    )
 
 
 @router.post(
@@ -94,7 +96,7 @@ async def create_monitor(
 
 @router.get("/v1/monitors", response_model=MonitorList, summary="Monitors you can see")
 async def list_monitors(actor: CurrentActor, context: Context, session: Session) -> MonitorList:
-    visible = await _visible(context, session, actor)
+    visible = await visible_satkers(context, session, actor)
     records = (
         await session.scalars(
             select(MonitorRecord)
@@ -137,7 +139,7 @@ async def update_monitor(
     responses=problem_responses(401, 403, 404),
 )
 async def delete_monitor(monitor_id: str, actor: Manager, context: Context, work: Work) -> Response:
-    visible = await _visible(context, work.session, actor)
+    visible = await visible_satkers(context, work.session, actor)
     monitor = await monitors.get_monitor(work.session, visible, monitor_id)
     for model in (MonitorCheckRecord, MaintenanceWindowRecord):
         for row in (
@@ -162,7 +164,7 @@ async def list_checks(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> CheckList:
     monitor = await monitors.get_monitor(
-        session, await _visible(context, session, actor), monitor_id
+        session, await visible_satkers(context, session, actor), monitor_id
     )
     records = (
         await session.scalars(
@@ -202,7 +204,7 @@ async def list_windows(
     monitor_id: str, actor: CurrentActor, context: Context, session: Session
 ) -> WindowList:
     monitor = await monitors.get_monitor(
-        session, await _visible(context, session, actor), monitor_id
+        session, await visible_satkers(context, session, actor), monitor_id
     )
     records = (
         await session.scalars(
@@ -211,22 +213,7 @@ async def list_windows(
             )
         )
     ).all()
-    return WindowList(
-        items=[
-            WindowPublic(
-                id=r.id or 0,
-                kind=r.kind,
-                starts_at=r.starts_at,
-                ends_at=r.ends_at,
-                weekday=r.weekday,
-                start_time=r.start_time,
-                end_time=r.end_time,
-                timezone=r.timezone,
-                reason=r.reason,
-            )
-            for r in records
-        ]
-    )
+    return WindowList(items=[WindowPublic.model_validate(r, from_attributes=True) for r in records])
 
 
 class RenewalNotFound(NotFound):
@@ -252,7 +239,7 @@ async def create_renewal(
 
 @router.get("/v1/renewals", response_model=RenewalList, summary="Renewals, soonest due first")
 async def list_renewals(actor: CurrentActor, context: Context, session: Session) -> RenewalList:
-    visible = await _visible(context, session, actor)
+    visible = await visible_satkers(context, session, actor)
     records = (
         await session.scalars(
             select(RenewalRecord)
@@ -270,7 +257,9 @@ async def list_renewals(actor: CurrentActor, context: Context, session: Session)
 )
 async def delete_renewal(renewal_id: str, actor: Manager, context: Context, work: Work) -> Response:
     renewal = await work.session.get(RenewalRecord, renewal_id)
-    if renewal is None or renewal.satker_id not in await _visible(context, work.session, actor):
+    if renewal is None or renewal.satker_id not in await visible_satkers(
+        context, work.session, actor
+    ):
         raise RenewalNotFound(f"No renewal {renewal_id!r}")
     await work.session.delete(renewal)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -6,13 +6,12 @@ from datetime import date
 from typing import Any, Literal
 
 from fastapi import APIRouter, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.api.deps import Admin, Context, CurrentActor, Session, Work
+from services.api.deps import Admin, Context, CurrentActor, Session, Work, satker_in_scope
 from services.api.problems import problem_responses
 from services.core.db import utcnow
 from services.core.satkers import service as satkers
-from services.core.satkers.service import SatkerNotFound
 
 router = APIRouter(prefix="/v1/satkers", tags=["satkers"])
 
@@ -52,6 +51,8 @@ class OverrideCreate(BaseModel):
 
 
 class OverridePublic(OverrideCreate):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
 
 
@@ -100,15 +101,6 @@ async def create_satker(body: SatkerCreate, actor: Admin, work: Work) -> SatkerP
     )
 
 
-async def _visible(
-    context: Context, session: Any, actor: CurrentActor, satker_id: str
-) -> satkers.Satker:
-    directory = await context.services.directory(session)
-    if satker_id not in directory.visible_from(actor.satker):
-        raise SatkerNotFound(f"No satker {satker_id!r}")
-    return directory.get(satker_id)
-
-
 @router.get(
     "/{satker_id}/calendar-overrides",
     response_model=OverrideList,
@@ -118,21 +110,9 @@ async def _visible(
 async def list_overrides(
     satker_id: str, actor: CurrentActor, context: Context, session: Session
 ) -> OverrideList:
-    satker = await _visible(context, session, actor, satker_id)
+    satker = await satker_in_scope(context, session, actor, satker_id)
     records = await satkers.list_overrides(session, satker.id)
-    return OverrideList(
-        items=[
-            OverridePublic(
-                id=r.id or 0,
-                kind=r.kind,
-                start_date=r.start_date,
-                end_date=r.end_date,
-                hours=r.hours,
-                reason=r.reason,
-            )
-            for r in records
-        ]
-    )
+    return OverrideList(items=[OverridePublic.model_validate(r) for r in records])
 
 
 @router.post(
@@ -145,7 +125,7 @@ async def list_overrides(
 async def add_override(
     satker_id: str, body: OverrideCreate, actor: Admin, context: Context, work: Work
 ) -> OverridePublic:
-    satker = await _visible(context, work.session, actor, satker_id)
+    satker = await satker_in_scope(context, work.session, actor, satker_id)
     record = await satkers.add_override(
         work.session,
         satker=satker,

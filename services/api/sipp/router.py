@@ -6,21 +6,36 @@ from datetime import date, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.api.deps import Admin, Context, CurrentActor, Session, Work
+from services.api.deps import (
+    Admin,
+    Context,
+    CurrentActor,
+    Session,
+    Work,
+    satker_in_scope,
+    visible_satkers,
+)
 from services.api.problems import problem_responses
 from services.core.db import utcnow
-from services.core.satkers.service import SatkerNotFound
+from services.core.errors import NotFound
 from services.core.sipp import service as sipp
 from services.core.sipp.config import SippCheckConfig
 
 router = APIRouter(tags=["sipp"])
 
 
+class SippConfigNotFound(NotFound):
+    code = "sipp_config_not_found"
+    title = "No SIPP check configuration"
+
+
 class BackupCheckPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
-    satker: str
+    satker: str = Field(validation_alias="satker_id")
     day: date
     checked_at: datetime
     ok: bool
@@ -46,32 +61,13 @@ async def list_backup_checks(
     satker: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> BackupCheckList:
-    directory = await context.services.directory(session)
-    visible = directory.visible_from(actor.satker)
-    if satker is not None and satker not in visible:
-        raise SatkerNotFound(f"No satker {satker!r}")
-    records = await sipp.list_checks(session, [satker] if satker else sorted(visible), limit=limit)
-    return BackupCheckList(
-        items=[
-            BackupCheckPublic(
-                id=r.id or 0,
-                satker=r.satker_id,
-                day=r.day,
-                checked_at=r.checked_at,
-                ok=r.ok,
-                reasons=r.reasons,
-                evidence=r.evidence,
-                instance_id=r.instance_id,
-            )
-            for r in records
-        ]
-    )
-
-
-async def _own(context: Context, session: Any, actor: CurrentActor, satker_id: str) -> None:
-    directory = await context.services.directory(session)
-    if satker_id not in directory.visible_from(actor.satker):
-        raise SatkerNotFound(f"No satker {satker_id!r}")
+    if satker is not None:
+        await satker_in_scope(context, session, actor, satker)
+        scope = [satker]
+    else:
+        scope = sorted(await visible_satkers(context, session, actor))
+    records = await sipp.list_checks(session, scope, limit=limit)
+    return BackupCheckList(items=[BackupCheckPublic.model_validate(r) for r in records])
 
 
 @router.get(
@@ -83,10 +79,10 @@ async def _own(context: Context, session: Any, actor: CurrentActor, satker_id: s
 async def get_sipp_config(
     satker_id: str, actor: Admin, context: Context, session: Session
 ) -> SippCheckConfig:
-    await _own(context, session, actor, satker_id)
+    await satker_in_scope(context, session, actor, satker_id)
     config = await sipp.get_config(session, satker_id)
     if config is None:
-        raise SatkerNotFound(f"Satker {satker_id!r} has no SIPP check configuration")
+        raise SippConfigNotFound(f"Satker {satker_id!r} has no SIPP check configuration")
     return config
 
 
@@ -99,6 +95,6 @@ async def get_sipp_config(
 async def put_sipp_config(
     satker_id: str, body: SippCheckConfig, actor: Admin, context: Context, work: Work
 ) -> SippCheckConfig:
-    await _own(context, work.session, actor, satker_id)
+    await satker_in_scope(context, work.session, actor, satker_id)
     await sipp.put_config(work.session, satker_id, body, utcnow())
     return body
