@@ -20,7 +20,7 @@ from services.core.logging import current_request_id
 from services.core.satkers.service import Satker, SatkerNotFound
 
 
-def get_context(request: Request) -> AppContext:
+async def get_context(request: Request) -> AppContext:
     return cast(AppContext, request.app.state.context)
 
 
@@ -60,7 +60,7 @@ Work = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="A JWT with sub, roles, satker claims.")
 
 
-def get_principal(
+async def get_principal(
     context: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> Principal:
@@ -72,7 +72,7 @@ def get_principal(
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-def get_actor(principal: CurrentPrincipal) -> Actor:
+async def get_actor(principal: CurrentPrincipal) -> Actor:
     return Actor(
         sub=principal.sub, roles=principal.roles, satker=principal.satker, name=principal.name
     )
@@ -101,14 +101,14 @@ Admin = Annotated[Actor, Depends(require_role("admin"))]
 
 async def visible_satkers(context: AppContext, session: AsyncSession, actor: Actor) -> set[str]:
     """The caller's satker and every satker below it."""
-    return (await context.services.directory(session)).visible_from(actor.satker)
+    return (await context.services.directory(session, actor.satker)).visible_from(actor.satker)
 
 
 async def satker_in_scope(
     context: AppContext, session: AsyncSession, actor: Actor, satker_id: str
 ) -> Satker:
     """The satker if the caller may see it; 404 otherwise (as if it did not exist)."""
-    directory = await context.services.directory(session)
+    directory = await context.services.directory(session, actor.satker, satker_id)
     if satker_id not in directory.visible_from(actor.satker):
         raise SatkerNotFound(f"No satker {satker_id!r}")
     return directory.get(satker_id)

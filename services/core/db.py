@@ -84,7 +84,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
         echo=settings.database.echo,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.pool_size,
-        pool_pre_ping=True,
+        # Recycling beats a ping per checkout: a round trip saved on every request.
+        pool_recycle=1800,
     )
 
 

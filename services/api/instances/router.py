@@ -160,7 +160,7 @@ async def list_instances(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
 ) -> InstancePage:
-    directory = await context.services.directory(session)
+    directory = await context.services.directory(session, actor.satker)
     records, next_cursor = await queries.list_instances(
         session,
         directory,

@@ -41,7 +41,7 @@ async def inbox(
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 100,
 ) -> InboxPage:
     now = utcnow()
-    directory = await context.services.directory(session)
+    directory = await context.services.directory(session, actor.satker)
     records = await queries.inbox(
         session, directory, actor, mine=mine, sop=sop, lane=lane, limit=limit, now=now
     )

@@ -62,7 +62,7 @@ class OverrideList(BaseModel):
 
 @router.get("", response_model=SatkerList, summary="Your satker and the ones below it")
 async def list_satkers(actor: CurrentActor, context: Context, session: Session) -> SatkerList:
-    directory = await context.services.directory(session)
+    directory = await context.services.directory(session, actor.satker)
     visible = directory.visible_from(actor.satker)
     return SatkerList(
         items=[
@@ -82,7 +82,9 @@ async def list_satkers(actor: CurrentActor, context: Context, session: Session) 
     summary="Add a satker (admin)",
     responses=problem_responses(401, 403, 404, 409, 422),
 )
-async def create_satker(body: SatkerCreate, actor: Admin, work: Work) -> SatkerPublic:
+async def create_satker(
+    body: SatkerCreate, actor: Admin, context: Context, work: Work
+) -> SatkerPublic:
     record = await satkers.create_satker(
         work.session,
         satker_id=body.id,
@@ -92,6 +94,7 @@ async def create_satker(body: SatkerCreate, actor: Admin, work: Work) -> SatkerP
         timezone=body.timezone,
         now=utcnow(),
     )
+    context.services.forget_directory()
     return SatkerPublic(
         id=record.id,
         name=record.name,

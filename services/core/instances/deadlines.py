@@ -120,7 +120,7 @@ async def sweep(
     instances, due_tasks = await _due(session, now, limit)
     if not instances:
         return report
-    directory = await services.directory(session)
+    directory = await services.directory(session, *{i.satker_id for i in instances})
     instance_rows, task_rows, event_rows = [], [], []
     for record in instances:
         definition = await services.definition(session, record.sop_code, record.sop_version)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 import hashlib
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from services.core.audit import service as audit
 from services.core.audit.service import ChainReport, NewEvent
@@ -50,6 +52,8 @@ from services.core.satkers.service import (
 
 # Ids the engine may use for tasks one command opens (decisions open one, starts one).
 _IDS_PER_COMMAND = 4
+# How long a process trusts its copy of the satker tree.
+DIRECTORY_CACHE_SECONDS = 30.0
 # A backdated start may not lie in the future beyond clock skew.
 _CLOCK_SKEW = timedelta(minutes=5)
 
@@ -90,6 +94,7 @@ class Services:
     roles: Mapping[str, Role]
     calendars: CalendarProvider = field(default_factory=CalendarProvider)
     _definitions: dict[tuple[str, int], SopDefinition] = field(default_factory=dict)
+    _directory: tuple[float, SatkerDirectory] | None = None
 
     async def definition(self, session: AsyncSession, code: str, version: int) -> SopDefinition:
         # A stored (code, version) never changes, so it is cached for the process' life.
@@ -98,8 +103,21 @@ class Services:
             self._definitions[key] = await catalog.get_definition(session, code, version)
         return self._definitions[key]
 
-    async def directory(self, session: AsyncSession) -> SatkerDirectory:
-        return await load_directory(session)
+    async def directory(self, session: AsyncSession, *ensure: str) -> SatkerDirectory:
+        """The satker tree, cached: it changes rarely. A satker named in `ensure` that the
+        cached copy lacks (added on another replica) makes it reload at once."""
+        now = time.monotonic()
+        cached = self._directory
+        if (
+            cached is None
+            or now - cached[0] > DIRECTORY_CACHE_SECONDS
+            or any(satker and satker not in cached[1] for satker in ensure)
+        ):
+            cached = self._directory = (now, await load_directory(session))
+        return cached[1]
+
+    def forget_directory(self) -> None:
+        self._directory = None
 
 
 @dataclass(frozen=True)
@@ -272,8 +290,8 @@ async def start_instance(
     started_at: datetime | None,
     now: datetime,
 ) -> Applied:
-    directory = await services.directory(session)
     target = satker or actor.satker
+    directory = await services.directory(session, actor.satker, target)
     if target not in directory.visible_from(actor.satker):
         raise SatkerNotFound(f"No satker {target!r} among the ones you can act for")
     if started_at is not None:
@@ -346,7 +364,7 @@ async def apply(
     now: datetime,
 ) -> Applied:
     """Decide one command against the instance as stored, and store the result."""
-    directory = await services.directory(session)
+    directory = await services.directory(session, actor.satker)
     record = await _visible_instance(session, directory, actor, instance_id)
     if if_match is not None and record.version != if_match:
         raise VersionMismatch(
@@ -389,14 +407,27 @@ async def apply(
         )
     await repository.write_tasks(session, definition, state, decision.state)
     await audit.insert(session, rows, subjects={record.id: (record.satker_id, record.sop_code)})
-    await session.refresh(record)
+    # The row as stored now, without reading it back.
+    state_now = decision.state
+    for name, value in {
+        "status": state_now.status.value,
+        "version": state_now.version,
+        "ended_at": state_now.ended_at,
+        "warned_at": state_now.warned_at,
+        "escalation_level": state_now.escalation_level,
+        "next_check_at": state_now.next_check_at,
+        "event_count": event_count,
+        "head_hash": head_hash,
+    }.items():
+        # Written by the UPDATE above already: record it as loaded, not as a change.
+        set_committed_value(record, name, value)
     return Applied(InstanceView(record, decision.state, definition), _jobs(decision))
 
 
 async def get_view(
     session: AsyncSession, services: Services, actor: Actor, instance_id: str
 ) -> InstanceView:
-    directory = await services.directory(session)
+    directory = await services.directory(session, actor.satker)
     record = await _visible_instance(session, directory, actor, instance_id)
     tasks = await repository.tasks_of(session, record.id)
     definition = await services.definition(session, record.sop_code, record.sop_version)
@@ -406,7 +437,7 @@ async def get_view(
 async def events(
     session: AsyncSession, services: Services, actor: Actor, instance_id: str
 ) -> Sequence[Any]:
-    directory = await services.directory(session)
+    directory = await services.directory(session, actor.satker)
     record = await _visible_instance(session, directory, actor, instance_id)
     return await audit.events_of(session, record.id)
 
@@ -414,7 +445,7 @@ async def events(
 async def verify(
     session: AsyncSession, services: Services, actor: Actor, instance_id: str
 ) -> ChainReport:
-    directory = await services.directory(session)
+    directory = await services.directory(session, actor.satker)
     record = await _visible_instance(session, directory, actor, instance_id)
     return audit.verify_chain(
         record.id, await audit.events_of(session, record.id), record.event_count, record.head_hash

@@ -131,9 +131,10 @@ async def open_daily_instances(
 ) -> list[Applied]:
     """Every configured satker's SOP 10 instance for its current day, if `now` is within
     its working hours and the instance is not open yet."""
-    directory = await services.directory(session)
+    configured = await configured_satkers(session)
+    directory = await services.directory(session, *configured)
     opened = []
-    for satker_id in await configured_satkers(session):
+    for satker_id in configured:
         calendar = await services.calendars.get(session, directory.get(satker_id))
         if not calendar.is_working_time(now):
             continue
