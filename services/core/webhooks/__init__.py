@@ -1,0 +1,1 @@
+"""Outbound webhooks: subscriptions, the outbox relay, signed deliveries with retries."""

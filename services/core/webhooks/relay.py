@@ -1,0 +1,102 @@
+"""The outbox relay: committed outbox rows become deliveries, one per matching active
+subscription of the row's satker, in the same transaction that marks the rows published.
+
+Only committed rows are visible to the relay, so an event whose transaction rolled back
+is never sent. On PostgreSQL the rows are claimed `FOR UPDATE SKIP LOCKED`, so relays in
+several workers share the backlog; on SQLite (one writer) the clause is left out. Either
+way `(subscription_id, outbox_id)` is unique and inserted `ON CONFLICT DO NOTHING`, so a
+relay repeated after a crash never doubles a delivery. Rows are taken in id order; a
+transaction that commits late with a lower id is simply relayed on the next run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.core.audit.models import OutboxRecord
+from services.core.webhooks import repository
+from services.core.webhooks.catalogue import matches
+from services.core.webhooks.jobs import DeliveryJob
+from services.core.webhooks.models import WebhookDeliveryRecord
+
+BATCH_SIZE = 500
+SWEEP_LIMIT = 1000
+
+
+@dataclass
+class RelayReport:
+    published: int = 0
+    jobs: list[DeliveryJob] = field(default_factory=list)
+
+
+def _insert_ignoring_duplicates(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> Any:
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return (
+        insert(WebhookDeliveryRecord)
+        .values(list(rows))
+        .on_conflict_do_nothing(index_elements=["subscription_id", "outbox_id"])
+        .returning(col(WebhookDeliveryRecord.id))
+    )
+
+
+async def relay_batch(
+    session: AsyncSession, now: datetime, *, batch_size: int = BATCH_SIZE
+) -> RelayReport:
+    """Publish up to `batch_size` outbox rows; the caller commits, then queues `jobs`."""
+    query = (
+        select(OutboxRecord)
+        .where(col(OutboxRecord.published_at).is_(None))
+        .order_by(col(OutboxRecord.id))
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    rows = (await session.scalars(query)).all()
+    if not rows:
+        return RelayReport()
+    subscriptions = await repository.active_subscriptions(session, {r.satker_id for r in rows})
+    deliveries = [
+        {
+            "subscription_id": subscription.id,
+            "outbox_id": row.id,
+            "event_type": row.type,
+            "payload": row.payload,
+            "status": "pending",
+            "attempts": 0,
+            "schedule_offset": 0,
+            "next_attempt_at": now,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row in rows
+        for subscription in subscriptions
+        if subscription.satker_id == row.satker_id and matches(subscription.event_types, row.type)
+    ]
+    report = RelayReport(published=len(rows))
+    # Chunked: SQLite allows a bounded number of parameters per statement.
+    for start in range(0, len(deliveries), 50):
+        chunk = deliveries[start : start + 50]
+        result = await session.execute(_insert_ignoring_duplicates(session, chunk))
+        report.jobs += [DeliveryJob(delivery_id, 1) for delivery_id in result.scalars()]
+    await session.execute(
+        sa.update(OutboxRecord)
+        .where(col(OutboxRecord.id).in_([row.id for row in rows]))
+        .values(published_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return report
+
+
+async def due_jobs(session: AsyncSession, now: datetime) -> list[DeliveryJob]:
+    """The attempts now due: retries whose time came, and attempts whose job was lost or
+    whose worker died (their lease ran out)."""
+    due = await repository.due_deliveries(session, now, limit=SWEEP_LIMIT)
+    return [DeliveryJob(delivery_id, attempt) for delivery_id, attempt in due]
