@@ -1,0 +1,1 @@
+"""HTTP routes of inbound webhooks: the signed hook endpoint, sources, message log."""
