@@ -12,6 +12,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -92,6 +93,10 @@ def settings_env(database_url: str, data_dir: Path, redis_url: str) -> Iterator[
         "ALUR_DATABASE__URL": database_url,
         "ALUR_AUTH__JWT_SECRET": TEST_JWT_SECRET,
         "ALUR_REDIS__URL": redis_url,
+        # Receivers in the tests listen on loopback (the refusal is tested separately).
+        "ALUR_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true",
+        # No worker runs beside the suite; tests/integration/test_health.py checks it on.
+        "ALUR_HEALTH__REQUIRE_WORKER": "false",
     }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)
@@ -128,6 +133,16 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://alur.test") as http:
         yield http
+
+
+@asynccontextmanager
+async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    """A second app, started with other settings than the session's, and its client."""
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        transport = httpx.ASGITransport(app=application)
+        async with httpx.AsyncClient(transport=transport, base_url="http://alur.test") as http:
+            yield application, http
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -13,12 +13,17 @@ from fastapi import FastAPI
 from services.api.catalog.router import router as catalog_router
 from services.api.context import AppContext
 from services.api.health.router import router as health_router
+from services.api.hooks.router import router as hooks_router
 from services.api.instances.router import router as instances_router
 from services.api.instances.tasks_router import router as tasks_router
+from services.api.metrics.http import HttpMetrics
+from services.api.metrics.router import router as metrics_router
+from services.api.middleware import RequestObservability
 from services.api.monitors.router import router as monitors_router
 from services.api.problems import install_problem_handlers
 from services.api.satkers.router import router as satkers_router
 from services.api.sipp.router import router as sipp_router
+from services.api.webhooks.router import router as webhooks_router
 from services.core import migrate
 from services.core.catalog.loader import load_catalog
 from services.core.catalog.service import sync_catalog
@@ -26,6 +31,7 @@ from services.core.db import create_engine, session_factory, unit_of_work, utcno
 from services.core.identity.tokens import TokenVerifier
 from services.core.instances.jobs import QUEUE_NAME
 from services.core.instances.service import Services
+from services.core.logging import configure_logging
 from services.core.redis import EmbeddedRedis, connect
 from services.core.settings import Settings, get_settings
 
@@ -38,6 +44,7 @@ class StartupError(RuntimeError):
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
+    configure_logging(settings.log)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -52,13 +59,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_problem_handlers(app)
+    app.state.http_metrics = HttpMetrics()
+    app.add_middleware(RequestObservability, metrics=app.state.http_metrics)
     app.include_router(health_router)
+    app.include_router(metrics_router)
     app.include_router(catalog_router)
     app.include_router(instances_router)
     app.include_router(tasks_router)
     app.include_router(satkers_router)
     app.include_router(sipp_router)
     app.include_router(monitors_router)
+    app.include_router(hooks_router)
+    app.include_router(webhooks_router)
     return app
 
 

@@ -12,6 +12,7 @@ from typing import Annotated
 import orjson
 import typer
 
+from services.cli.hooks import hook_source_app
 from services.cli.records import audit_app, satker_app
 from services.cli.sipp import sipp_app
 from services.cli.token import token_app
@@ -21,6 +22,7 @@ app = typer.Typer(help="Alur: executable SOPs for courts.", no_args_is_help=True
 catalog_app = typer.Typer(help="Validate and export the SOP catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(audit_app, name="audit")
+app.add_typer(hook_source_app, name="hook-source")
 app.add_typer(satker_app, name="satker")
 app.add_typer(sipp_app, name="sipp")
 app.add_typer(token_app, name="token")

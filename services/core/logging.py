@@ -21,6 +21,18 @@ from services.core.settings import LogSettings
 
 REQUEST_ID = "request_id"
 _HANDLER_NAME = "alur"
+# Libraries whose INFO lines repeat on every probe: Alembic's revision check runs on each
+# `/readyz`, httpx logs every monitor check and webhook delivery (recorded anyway).
+_QUIETER = ("alembic.runtime.migration", "httpx")
+
+
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to the current `sys.stderr`, which may have been replaced since start-up
+    (a test runner's capture, a daemon's redirection)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr
+        super().emit(record)
 
 
 def _orjson_dumps(data: Any, **_: Any) -> str:
@@ -52,7 +64,10 @@ def configure_logging(settings: LogSettings) -> None:
     )
     renderer: list[Processor]
     if settings.json_format:
-        renderer = [structlog.processors.format_exc_info, structlog.processors.JSONRenderer(_orjson_dumps)]
+        renderer = [
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(_orjson_dumps),
+        ]
     else:
         # The console renderer formats exceptions itself (format_exc_info would warn).
         renderer = [structlog.dev.ConsoleRenderer(colors=False)]
@@ -60,7 +75,7 @@ def configure_logging(settings: LogSettings) -> None:
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *renderer],
     )
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StderrHandler()
     handler.set_name(_HANDLER_NAME)
     handler.setFormatter(formatter)
 
@@ -77,6 +92,8 @@ def configure_logging(settings: LogSettings) -> None:
     access = logging.getLogger("uvicorn.access")
     access.handlers.clear()
     access.propagate = False
+    for name in _QUIETER:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def current_request_id() -> str | None:

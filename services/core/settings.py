@@ -135,6 +135,48 @@ class MonitorSettings(BaseModel):
         return data
 
 
+class WebhookSettings(BaseModel):
+    allow_private_targets: bool = Field(
+        default=False,
+        description="Allow subscription URLs that resolve to private, loopback, link-local "
+        "or reserved addresses (a receiver on the court's own network, or tests).",
+    )
+    retry_schedule: Annotated[list[float], NoDecode] = Field(
+        default_factory=lambda: [0.0, 5, 300, 1800, 7200, 18000, 36000, 50400],
+        description="Seconds to wait before each delivery attempt (comma separated); the "
+        "first is 0 (immediately), the delivery is dead after the last attempt fails.",
+    )
+    disable_after_days: float = Field(
+        default=5, gt=0, description="Disable a subscription whose deliveries failed this long."
+    )
+    secret_overlap_seconds: int = Field(
+        default=86400,
+        ge=0,
+        description="After a secret rotation, how long the old secret still signs too.",
+    )
+    timeout_seconds: float = Field(
+        default=15, gt=0, le=120, description="Total time allowed for one delivery attempt."
+    )
+    connect_timeout_seconds: float = Field(
+        default=5, gt=0, le=60, description="Time allowed to connect to the receiver."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_schedule(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("retry_schedule"), str):
+            text = data["retry_schedule"]
+            data["retry_schedule"] = [float(part) for part in text.split(",") if part.strip()]
+        return data
+
+    @model_validator(mode="after")
+    def _schedule_starts_now(self) -> Self:
+        schedule = self.retry_schedule
+        if not schedule or schedule[0] != 0 or any(delay < 0 for delay in schedule):
+            raise ValueError("retry_schedule must start at 0 and hold no negative delay")
+        return self
+
+
 class LogSettings(BaseModel):
     level: str = Field(default="INFO", description="Log level.")
     json_format: bool = Field(default=False, description="JSON log lines (production default).")
@@ -173,6 +215,7 @@ class Settings(BaseSettings):
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     monitors: MonitorSettings = Field(default_factory=MonitorSettings)
+    webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

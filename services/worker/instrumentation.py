@@ -2,8 +2,8 @@
 
 `instrumented(job)` is what the worker settings register, so each job - cron or queued -
 is counted once by name and outcome in Redis (see `services.core.telemetry.worker_stats`)
-and every log line it writes carries the job's name, id, try and, when a request
-enqueued it, that request's id.
+and every log line it writes carries the job's `function`, `job_id`, `job_try` and,
+when a request enqueued it, that request's `request_id`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -23,7 +23,7 @@ from services.core.telemetry.worker_stats import record_job
 
 log = structlog.get_logger(__name__)
 
-Job = Callable[..., Awaitable[Any]]
+Job = Callable[..., Coroutine[Any, Any, Any]]
 
 
 def instrumented(job: Job) -> Job:
@@ -35,7 +35,7 @@ def instrumented(job: Job) -> Job:
         # functions themselves never see it.
         request_id = kwargs.pop(REQUEST_ID, None)
         context: dict[str, Any] = {
-            "job": name,
+            "function": name,
             "job_id": ctx.get("job_id"),
             "job_try": ctx.get("job_try"),
         }

@@ -7,16 +7,18 @@ is given by `alur worker` (from settings, or the embedded Redis of `alur dev`).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
-from arq import cron
+from arq import cron, func
 from arq.cron import CronJob
+from arq.typing import WorkerCoroutine
 
 from services.core.instances.jobs import QUEUE_NAME
 from services.core.logging import configure_logging
 from services.core.settings import get_settings
 from services.worker.context import shutdown, startup
 from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS, beat
+from services.worker.hooks import process_inbound_message, resend_waiting_messages
 from services.worker.instrumentation import instrumented
 from services.worker.tasks import (
     check_monitor,
@@ -26,6 +28,7 @@ from services.worker.tasks import (
     run_automated_step,
     schedule_monitors,
 )
+from services.worker.webhooks import deliver_webhook, relay_outbox, sweep_webhook_deliveries
 
 
 def every(job: Any, seconds: int, *, unique: bool = True) -> CronJob:
@@ -44,7 +47,14 @@ async def on_startup(ctx: dict[str, Any]) -> None:
 
 class WorkerSettings:
     # Instrumented: counted by name and outcome, logged with the job's (and request's) id.
-    functions: ClassVar[list[Any]] = [instrumented(f) for f in (run_automated_step, check_monitor)]
+    functions: ClassVar[list[Any]] = [
+        *(instrumented(f) for f in (run_automated_step, check_monitor)),
+        # No result kept, so the resend cron may queue a message again as soon as its
+        # last try ended (the job skips a message that is no longer `received`).
+        func(cast(WorkerCoroutine, instrumented(process_inbound_message)), keep_result=0),
+        # No result kept either: the sweep may queue an attempt whose job failed outright.
+        func(cast(WorkerCoroutine, instrumented(deliver_webhook)), keep_result=0),
+    ]
     cron_jobs: ClassVar[list[CronJob]] = [
         every(deadline_sweep, get_settings().worker.sweep_interval_seconds),
         every(beat, 15, unique=False),
@@ -52,6 +62,9 @@ class WorkerSettings:
         every(daily_backup_checks, 600),
         every(schedule_monitors, get_settings().monitors.schedule_interval_seconds),
         every(remind_renewals, 3600),
+        every(resend_waiting_messages, 60),
+        every(relay_outbox, 5),
+        every(sweep_webhook_deliveries, 5),
     ]
     on_startup = on_startup
     on_shutdown = shutdown

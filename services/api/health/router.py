@@ -15,6 +15,7 @@ from services.api.context import AppContext
 from services.api.deps import Context
 from services.core import migrate
 from services.core.catalog import repository
+from services.core.telemetry.worker_stats import heartbeat_ages
 
 router = APIRouter(tags=["health"])
 
@@ -39,13 +40,13 @@ async def healthz() -> dict[str, str]:
 @router.get(
     "/readyz",
     response_model=Readiness,
-    summary="Ready to serve: database, migrations, catalog and Redis all fine",
+    summary="Ready to serve: database, migrations, catalog, Redis and a live worker",
     responses={503: {"model": Readiness, "description": "A dependency is not ready"}},
 )
 async def readyz(context: Context) -> JSONResponse:
-    names = ("database", "migrations", "catalog", "redis")
+    names = ("database", "migrations", "catalog", "redis", "worker")
     results = await asyncio.gather(
-        *(_timed(check(context)) for check in (_database, _migrations, _catalog, _redis))
+        *(_timed(check(context)) for check in (_database, _migrations, _catalog, _redis, _worker))
     )
     checks = dict(zip(names, results, strict=True))
     ready = all(check.status == "ok" for check in checks.values())
@@ -91,3 +92,22 @@ async def _catalog(context: AppContext) -> Check:
 async def _redis(context: AppContext) -> str | None:
     await context.redis.ping()
     return None
+
+
+async def _worker(context: AppContext) -> Check:
+    """Workers beat every 15 s into Redis; no fresh beat means deadlines, escalations and
+    automated steps have stopped."""
+    health = context.settings.health
+    if not health.require_worker:
+        return Check(status="ok", detail="not required (ALUR_HEALTH__REQUIRE_WORKER=false)")
+    ages = await heartbeat_ages(context.redis)
+    if not ages:
+        return Check(status="fail", detail="no worker heartbeat")
+    newest = ages[0]
+    if newest > health.worker_stale_seconds:
+        return Check(
+            status="fail",
+            detail=f"newest worker heartbeat is {newest:.0f} s old "
+            f"(stale after {health.worker_stale_seconds} s)",
+        )
+    return Check(status="ok", detail=f"newest heartbeat {newest:.0f} s old")

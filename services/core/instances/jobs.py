@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from arq.connections import ArqRedis
 
@@ -30,7 +31,7 @@ async def enqueue_jobs(
 ) -> None:
     """`request_id`: the request that caused the jobs, bound in their log lines (the
     worker's instrumentation takes it out of the job's keywords)."""
-    correlation = {} if request_id is None else {"request_id": request_id}
+    correlation: dict[str, Any] = {} if request_id is None else {"request_id": request_id}
     for job in jobs:
         await queue.enqueue_job(
             RUN_AUTOMATED_STEP,

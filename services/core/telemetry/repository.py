@@ -2,8 +2,9 @@
 
 Each query is one GROUP BY over an indexed or small table (open tasks, unpublished
 outbox rows, monitors, one backup check per satker and day), so a scrape costs a few
-milliseconds whatever the history holds. The instance count is the exception that grows
-with history; `ix_instance_sop_status` covers it.
+milliseconds. Two counts grow with history: instances (`ix_instance_sop_status` covers
+them) and webhook deliveries (one row per event and subscription); at a court's volume
+that stays in the milliseconds for years, and the delivery log is the place to prune.
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ from services.core.engine.state import TaskStatus
 from services.core.instances.models import InstanceRecord, TaskRecord
 from services.core.monitors.models import MonitorRecord
 from services.core.sipp.models import BackupCheckRecord
+from services.core.webhooks.models import WebhookDeliveryRecord
+
+# Every status a delivery can have (see WebhookDeliveryRecord.status). Each is reported,
+# at 0 too: an alert on the change of `dead` needs the series before the first one dies.
+DELIVERY_STATUSES = ("pending", "succeeded", "failed", "dead")
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class Snapshot:
     monitors: list[tuple[str, str, int]]  # (satker, status, count)
     certificates: list[Certificate]
     backups: list[BackupChecks]
+    webhook_deliveries: dict[str, int]  # status -> count
 
 
 async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
@@ -110,6 +117,11 @@ async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
         .group_by(col(BackupCheckRecord.satker_id))
         .order_by(col(BackupCheckRecord.satker_id))
     )
+    deliveries = await session.execute(
+        sa.select(col(WebhookDeliveryRecord.status), sa.func.count()).group_by(
+            col(WebhookDeliveryRecord.status)
+        )
+    )
     return Snapshot(
         instances=[(sop, state, count) for sop, state, count in instances],
         tasks=[TaskLoad(sop, lane, count, int(late or 0)) for sop, lane, count, late in tasks],
@@ -120,6 +132,11 @@ async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
         certificates=[
             Certificate(monitor_id, name, satker, (expires - now).total_seconds() / 86400)
             for monitor_id, name, satker, expires in certificates
+            if expires is not None
         ],
         backups=[BackupChecks(satker, last, success) for satker, last, success in backups],
+        webhook_deliveries={
+            **dict.fromkeys(DELIVERY_STATUSES, 0),
+            **dict(deliveries.all()),
+        },
     )

@@ -12,7 +12,9 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
+from collections.abc import Awaitable
 from dataclasses import dataclass
+from typing import cast
 
 from redis.asyncio import Redis
 
@@ -60,8 +62,13 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _hgetall(redis: Redis, key: str) -> Awaitable[dict[bytes | str, bytes | str]]:
+    # redis-py types its commands for both its sync and asyncio clients.
+    return cast(Awaitable[dict[bytes | str, bytes | str]], redis.hgetall(key))
+
+
 async def read_job_stats(redis: Redis) -> list[JobStats]:
-    raw: dict[bytes | str, bytes | str] = await redis.hgetall(JOB_METRICS_KEY)
+    raw = await _hgetall(redis, JOB_METRICS_KEY)
     outcomes: dict[str, dict[str, int]] = defaultdict(dict)
     per_bucket: dict[str, dict[float, int]] = defaultdict(dict)
     sums: dict[str, float] = {}
@@ -73,8 +80,8 @@ async def read_job_stats(redis: Redis) -> list[JobStats]:
         elif kind == "sum":
             sums[rest] = float(value)
         elif kind == "bucket":
-            job, _, bound = rest.rpartition(_SEPARATOR)
-            per_bucket[job][float(bound)] = int(value)
+            job, _, upper = rest.rpartition(_SEPARATOR)
+            per_bucket[job][float(upper)] = int(value)
     stats = []
     for job in sorted(outcomes):
         running, buckets = 0, []
@@ -90,7 +97,7 @@ async def heartbeat_ages(redis: Redis, now: float | None = None) -> list[float]:
     """Seconds since each worker's last heartbeat, youngest first (empty: none alive
     within the heartbeat key's expiry)."""
     now = time.time() if now is None else now
-    beats: dict[bytes | str, bytes | str] = await redis.hgetall(HEARTBEAT_KEY)
+    beats = await _hgetall(redis, HEARTBEAT_KEY)
     return sorted(max(0.0, now - float(_text(value))) for value in beats.values())
 
 

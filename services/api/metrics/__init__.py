@@ -1,0 +1,1 @@
+"""`/metrics` for Prometheus: HTTP traffic, database gauges and the workers' figures."""

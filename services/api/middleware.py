@@ -1,0 +1,72 @@
+"""Per request: an id, bound to every log line and echoed back; the HTTP metrics; one
+log line when the response is done.
+
+A plain ASGI middleware rather than `BaseHTTPMiddleware`: the context variables it
+binds stay visible to the endpoint and its dependencies (which pass the id on to the
+jobs a request enqueues), and streaming responses are not buffered.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+import structlog
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from services.api.metrics.http import UNMATCHED_ROUTE, HttpMetrics
+from services.core.logging import REQUEST_ID
+
+log = structlog.get_logger("alur.request")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# An id from a proxy or client is kept only if it is short and plain: it goes into
+# logs and response headers, so no spaces, quotes or line breaks.
+_ACCEPTABLE_ID = re.compile(r"[A-Za-z0-9._~:/+=@-]{1,128}")
+# Probes and scrapes come every few seconds; their lines would drown the rest.
+_QUIET_ROUTES = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class RequestObservability:
+    def __init__(self, app: ASGIApp, metrics: HttpMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = Headers(scope=scope).get(REQUEST_ID_HEADER)
+        valid = incoming is not None and _ACCEPTABLE_ID.fullmatch(incoming) is not None
+        request_id = incoming if incoming is not None and valid else uuid.uuid4().hex
+        # Until a response starts, a failure is what the server error handler answers.
+        status = 500
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+            await send(message)
+
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(**{REQUEST_ID: request_id}):
+            try:
+                await self.app(scope, receive, send_with_id)
+            finally:
+                elapsed = time.perf_counter() - started
+                # Routing put the matched route in the scope: its template, never the path.
+                route = getattr(scope.get("route"), "path", None) or UNMATCHED_ROUTE
+                self.metrics.observe(scope["method"], route, status, elapsed)
+                log.log(
+                    logging.DEBUG if route in _QUIET_ROUTES else logging.INFO,
+                    "request",
+                    method=scope["method"],
+                    route=route,
+                    path=scope["path"],
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 1),
+                )

@@ -1,0 +1,123 @@
+"""Request ids: honoured or generated, echoed, on every log line of the request, and on
+the log lines of the jobs the request enqueued - through a real queue and worker."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+import httpx
+import pytest
+import structlog
+from arq.connections import RedisSettings, create_pool
+from arq.worker import Worker
+
+from services.core.instances.jobs import QUEUE_NAME
+from services.core.logging import configure_logging
+from services.core.settings import LogSettings, Settings
+from services.worker.settings import WorkerSettings
+from tests.conftest import TokenFactory
+
+
+def _events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
+    """structlog's event dicts, as handed to the standard library's handlers."""
+    return [dict(record.msg) for record in caplog.records if isinstance(record.msg, dict)]
+
+
+async def test_request_id_is_honoured_or_generated(client: httpx.AsyncClient) -> None:
+    given = await client.get("/healthz", headers={"X-Request-ID": "edge-7f3a:42"})
+    assert given.headers["X-Request-ID"] == "edge-7f3a:42"
+
+    generated = await client.get("/healthz")
+    assert len(generated.headers["X-Request-ID"]) == 32
+
+    # Spaces or quotes would end up in log lines and headers: replaced, not echoed.
+    odd = await client.get("/healthz", headers={"X-Request-ID": 'a "quoted" id'})
+    assert odd.headers["X-Request-ID"] != 'a "quoted" id'
+    assert len(odd.headers["X-Request-ID"]) == 32
+
+    problem = await client.get("/nowhere", headers={"X-Request-ID": "edge-404"})
+    assert (problem.status_code, problem.headers["X-Request-ID"]) == (404, "edge-404")
+
+
+async def test_request_log_line_carries_route_and_id(
+    client: httpx.AsyncClient, auth_headers: TokenFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    request_id = f"req-{uuid.uuid4().hex}"
+    with caplog.at_level(logging.INFO):
+        response = await client.get(
+            "/v1/sops", headers={"X-Request-ID": request_id, **auth_headers(["pengguna"])}
+        )
+    assert response.status_code == 200
+    (line,) = [e for e in _events(caplog) if e.get("request_id") == request_id]
+    assert line["event"] == "request"
+    assert (line["route"], line["status"], line["method"]) == ("/v1/sops", 200, "GET")
+
+
+async def test_jobs_log_the_id_of_the_request_that_enqueued_them(
+    client: httpx.AsyncClient,
+    auth_headers: TokenFactory,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SOP 10 starts with an automated step; without a SIPP configuration for the satker
+    the worker flags it for a person and logs why - with the request's id."""
+    request_id = f"req-{uuid.uuid4().hex}"
+    started = await client.post(
+        "/v1/instances",
+        json={"sop": "monitoring-sinkronisasi-backup-sipp", "title": "Request id"},
+        headers={"X-Request-ID": request_id, **auth_headers(["staf_ti", "admin"])},
+    )
+    assert started.status_code == 201, started.text
+    task_id = started.json()["tasks"][0]["id"]
+
+    assert settings.redis.url is not None
+    pool = await create_pool(
+        RedisSettings.from_dsn(settings.redis.url), default_queue_name=QUEUE_NAME
+    )
+    try:
+        worker = Worker(
+            functions=WorkerSettings.functions,
+            redis_pool=pool,
+            queue_name=QUEUE_NAME,
+            burst=True,
+            on_startup=WorkerSettings.on_startup,
+            poll_delay=0.05,
+            handle_signals=False,
+        )
+        with caplog.at_level(logging.INFO):
+            await worker.main()
+        await WorkerSettings.on_shutdown(worker.ctx)
+    finally:
+        await pool.aclose()
+
+    flagged = [
+        e
+        for e in _events(caplog)
+        if e["event"] == "automated step flagged for a person" and e.get("task") == task_id
+    ]
+    assert len(flagged) == 1, _events(caplog)
+    assert flagged[0]["request_id"] == request_id
+    assert flagged[0]["function"] == "run_automated_step"
+    assert flagged[0]["job"] == "sipp_scheduled_run"  # the step's job, given explicitly
+    assert flagged[0]["job_id"] == f"automated:{task_id}"
+
+
+def test_json_lines(settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(LogSettings(json_format=True))
+    try:
+        with structlog.contextvars.bound_contextvars(request_id="req-json"):
+            structlog.get_logger("alur.test").info("hello", answer=42)
+            logging.getLogger("some.library").warning("plain %s", "stdlib")
+        lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    finally:
+        configure_logging(settings.log)
+    ours, theirs = lines
+    assert ours["event"] == "hello"
+    assert (ours["answer"], ours["request_id"], ours["level"]) == (42, "req-json", "info")
+    assert ours["logger"] == "alur.test"
+    assert "timestamp" in ours
+    # A library's plain logging call comes out as JSON too, with the same context.
+    assert (theirs["event"], theirs["request_id"]) == ("plain stdlib", "req-json")
