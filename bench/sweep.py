@@ -336,22 +336,31 @@ async def one_sweep(engine: AsyncEngine, services: Services, limit: int) -> Swee
     sessions = session_factory(engine)
     cpu0, machine0 = _cpu(), _machine_ticks()
     started = time.perf_counter()
+    events = tasks = 0
+    commit = 0.0
+    now = datetime.now(UTC)
     with phases.installed():
-        async with sessions() as session:
-            async with session.begin():
-                report = await deadlines.sweep(session, services, datetime.now(UTC), limit=limit)
-                before_commit = time.perf_counter()
-            commit = time.perf_counter() - before_commit
+        # As the worker's deadline_sweep job does: batches of `limit`, each committed,
+        # until a batch comes back not full.
+        while True:
+            async with sessions() as session:
+                async with session.begin():
+                    report = await deadlines.sweep(session, services, now, limit=limit)
+                    before_commit = time.perf_counter()
+                commit += time.perf_counter() - before_commit
+            events, tasks = events + report.events, tasks + report.tasks
+            if not report.more:
+                break
     seconds = time.perf_counter() - started
     busy, total = (now - then for now, then in zip(_machine_ticks(), machine0, strict=True))
     spent = dict(phases.spent)
-    if report.events:
+    if events:
         spent["commit"] = commit
         spent["engine + hash chain (Python)"] = seconds - sum(spent.values())
     return SweepRun(
         seconds=seconds,
-        events=report.events,
-        tasks=report.tasks,
+        events=events,
+        tasks=tasks,
         cpu_seconds=round(_cpu() - cpu0, 3),
         machine_cores=round((os.cpu_count() or 1) * busy / max(total, 1), 2),
         phases={name: round(value, 4) for name, value in spent.items()},
@@ -509,7 +518,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--tasks-per-instance", type=int, default=1)
     parser.add_argument("--idle-runs", type=int, default=20, help="sweeps with nothing due")
     parser.add_argument("--repeats", type=int, default=3, help="sweeps of the due tasks")
-    parser.add_argument("--limit", type=int, default=20_000, help="the sweep's `limit`")
+    parser.add_argument(
+        "--limit", type=int, default=1000, help="the sweep's batch size (the worker's default)"
+    )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get(

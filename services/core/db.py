@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -71,17 +72,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _json_text(value: Any) -> str:
+    # JSON columns are written on every transition: orjson is several times faster.
+    return orjson.dumps(value).decode()
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = sa.make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         if url.database:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=settings.database.echo)
+        engine = create_async_engine(url, echo=settings.database.echo, json_serializer=_json_text)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
         url,
         echo=settings.database.echo,
+        json_serializer=_json_text,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.pool_size,
         # Recycling beats a ping per checkout: a round trip saved on every request.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +22,8 @@ from services.worker.context import of
 
 log = structlog.get_logger(__name__)
 
+# A sweep run stops starting new batches after this, leaving the rest to the next run.
+SWEEP_BUDGET_SECONDS = 45.0
 # An automated step's job normally starts within seconds; after this, it was lost.
 STRANDED_AFTER = timedelta(minutes=2)
 
@@ -28,26 +31,32 @@ STRANDED_AFTER = timedelta(minutes=2)
 async def deadline_sweep(ctx: dict[str, Any]) -> dict[str, int]:
     """Warn, mark overdue and escalate whatever fell due since the last sweep."""
     context = of(ctx)
-    try:
-        async with unit_of_work(context.sessions) as session:
-            report = await sweep(
-                session,
-                context.services,
-                utcnow(),
-                multiples=context.settings.worker.escalation_multiples,
-            )
-    except SweepRaced as exc:
-        log.info("sweep raced a transition; the next sweep retries", reason=str(exc))
-        return {"events": 0}
-    if report.events:
-        log.info("deadline sweep", **report.event_types)
-    resent = await resend_stranded_steps(ctx)
-    return {
-        "events": report.events,
-        "tasks": report.tasks,
-        "instances": report.instances,
-        "resent": resent,
-    }
+    totals = {"events": 0, "tasks": 0, "instances": 0, "batches": 0}
+    started, now = time.monotonic(), utcnow()
+    # Small batches, each its own transaction, so no instance stays locked for long; a
+    # backlog is worked off batch after batch within the run's time budget.
+    while time.monotonic() - started < SWEEP_BUDGET_SECONDS:
+        try:
+            async with unit_of_work(context.sessions) as session:
+                report = await sweep(
+                    session,
+                    context.services,
+                    now,
+                    multiples=context.settings.worker.escalation_multiples,
+                )
+        except SweepRaced as exc:
+            log.info("sweep batch raced a transition; retried next run", reason=str(exc))
+            break
+        totals["events"] += report.events
+        totals["tasks"] += report.tasks
+        totals["instances"] += report.instances
+        totals["batches"] += 1
+        if report.events:
+            log.info("deadline sweep", **report.event_types)
+        if not report.more:
+            break
+    totals["resent"] = await resend_stranded_steps(ctx)
+    return totals
 
 
 async def resend_stranded_steps(ctx: dict[str, Any]) -> int:

@@ -189,7 +189,7 @@ class Escalate:
 
     actor: Actor
     task_id: str | None
-    thresholds: tuple[datetime, ...]
+    thresholds: Sequence[datetime]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -14,6 +14,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import overload
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -44,6 +45,51 @@ class SweepReport:
     instances: int = 0
     events: int = 0
     event_types: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # The batch was full: more may be due right now.
+    more: bool = False
+
+
+class Thresholds(Sequence[datetime]):
+    """When each escalation level fires: level 1 at the due date, level n at `multiples[n-1]`
+    times the standard's longest time after opening, in working time.
+
+    Computed on demand: the engine usually needs only the next level, and working-time
+    arithmetic is the costly part of a sweep."""
+
+    def __init__(
+        self,
+        standard: TimeStandard | None,
+        opened_at: datetime,
+        due_at: datetime | None,
+        calendar: WorkingCalendar,
+        multiples: Sequence[int],
+    ) -> None:
+        self._standard, self._opened_at, self._calendar = standard, opened_at, calendar
+        self._multiples = multiples if standard is not None and due_at is not None else ()
+        self._known: dict[int, datetime] = {} if due_at is None else {0: due_at}
+
+    def __len__(self) -> int:
+        return len(self._multiples)
+
+    @overload
+    def __getitem__(self, index: int) -> datetime: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[datetime]: ...
+    def __getitem__(self, index: int | slice) -> datetime | Sequence[datetime]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        if index not in self._known:
+            assert self._standard is not None
+            longest, multiple = self._standard.max_duration, self._multiples[index]
+            scaled = Duration(days=longest.days * multiple, seconds=longest.seconds * multiple)
+            if self._standard.basis == "calendar":
+                at = self._opened_at + timedelta(days=scaled.days, seconds=scaled.seconds)
+            else:
+                at = self._calendar.add_working_time(self._opened_at, scaled)
+            self._known[index] = at
+        return self._known[index]
 
 
 def thresholds(
@@ -52,40 +98,31 @@ def thresholds(
     due_at: datetime | None,
     calendar: WorkingCalendar,
     multiples: Sequence[int],
-) -> tuple[datetime, ...]:
-    """When each escalation level fires: level 1 at the due date, level n at `multiples[n-1]`
-    times the standard's longest time after opening, in working time."""
-    if standard is None or due_at is None:
-        return ()
-    longest = standard.max_duration
-    instants = [due_at]
-    for multiple in multiples[1:]:
-        scaled = Duration(days=longest.days * multiple, seconds=longest.seconds * multiple)
-        if standard.basis == "calendar":
-            instants.append(opened_at + timedelta(days=scaled.days, seconds=scaled.seconds))
-        else:
-            instants.append(calendar.add_working_time(opened_at, scaled))
-    return tuple(instants)
+) -> Thresholds:
+    return Thresholds(standard, opened_at, due_at, calendar, multiples)
 
 
 async def _due(
     session: AsyncSession, now: datetime, limit: int
-) -> tuple[list[InstanceRecord], dict[str, list[TaskRecord]]]:
+) -> tuple[list[InstanceRecord], dict[str, list[TaskRecord]], bool]:
     due_tasks = (
         select(col(TaskRecord.instance_id))
         .where(col(TaskRecord.next_check_at) <= now, col(TaskRecord.status) == "open")
         .order_by(col(TaskRecord.next_check_at))
         .limit(limit)
     )
-    task_instances = set((await session.scalars(due_tasks)).all())
+    due_task_rows = (await session.scalars(due_tasks)).all()
+    task_instances = set(due_task_rows)
     due_instances = (
         select(col(InstanceRecord.id))
         .where(col(InstanceRecord.next_check_at) <= now, col(InstanceRecord.status) == "active")
         .limit(limit)
     )
-    ids = sorted(task_instances | set((await session.scalars(due_instances)).all()))
+    due_instance_rows = (await session.scalars(due_instances)).all()
+    full = len(due_task_rows) >= limit or len(due_instance_rows) >= limit
+    ids = sorted(task_instances | set(due_instance_rows))
     if not ids:
-        return [], {}
+        return [], {}, False
     locked = (
         select(InstanceRecord)
         .where(col(InstanceRecord.id).in_(ids), col(InstanceRecord.status) == "active")
@@ -104,7 +141,7 @@ async def _due(
     by_instance: dict[str, list[TaskRecord]] = defaultdict(list)
     for task in tasks:
         by_instance[task.instance_id].append(task)
-    return instances, by_instance
+    return instances, by_instance, full
 
 
 async def sweep(
@@ -113,11 +150,13 @@ async def sweep(
     now: datetime,
     *,
     multiples: Sequence[int] = DEFAULT_MULTIPLES,
-    limit: int = 20_000,
+    limit: int = 1000,
 ) -> SweepReport:
-    """Fire every deadline notice due at `now` (at most `limit` rows) in one transaction."""
+    """Fire the deadline notices due at `now` for at most `limit` tasks and `limit`
+    instances, in the caller's transaction. Batches stay small so that the instance rows
+    are locked briefly; the caller loops while a batch comes back full."""
     report = SweepReport()
-    instances, due_tasks = await _due(session, now, limit)
+    instances, due_tasks, report.more = await _due(session, now, limit)
     if not instances:
         return report
     directory = await services.directory(session, *{i.satker_id for i in instances})

@@ -113,7 +113,7 @@ async def write_tasks(
                 sa.update(TaskRecord).where(col(TaskRecord.id) == task.id).values(**changed)
             )
     if new_rows:
-        await session.execute(sa.insert(TaskRecord), new_rows)
+        await session.execute(sa.insert(TaskRecord.__table__), new_rows)  # type: ignore[attr-defined]
 
 
 async def update_instance(
