@@ -11,14 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import structlog
-from arq.connections import RedisSettings, create_pool
-from arq.worker import Worker
 
-from services.core.instances.jobs import QUEUE_NAME
 from services.core.logging import configure_logging
 from services.core.settings import LogSettings, Settings
-from services.worker.settings import WorkerSettings
 from tests.conftest import TokenFactory
+from tests.workers import run_burst
 
 
 def _events(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
@@ -73,25 +70,8 @@ async def test_jobs_log_the_id_of_the_request_that_enqueued_them(
     assert started.status_code == 201, started.text
     task_id = started.json()["tasks"][0]["id"]
 
-    assert settings.redis.url is not None
-    pool = await create_pool(
-        RedisSettings.from_dsn(settings.redis.url), default_queue_name=QUEUE_NAME
-    )
-    try:
-        worker = Worker(
-            functions=WorkerSettings.functions,
-            redis_pool=pool,
-            queue_name=QUEUE_NAME,
-            burst=True,
-            on_startup=WorkerSettings.on_startup,
-            poll_delay=0.05,
-            handle_signals=False,
-        )
-        with caplog.at_level(logging.INFO):
-            await worker.main()
-        await WorkerSettings.on_shutdown(worker.ctx)
-    finally:
-        await pool.aclose()
+    with caplog.at_level(logging.INFO):
+        await run_burst(settings)
 
     flagged = [
         e

@@ -3,7 +3,6 @@ the real backup files, taking `berhasil` or leaving staf TI a task with the reas
 
 from __future__ import annotations
 
-import asyncio
 import zipfile
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from arq.connections import RedisSettings, create_pool
-from arq.worker import Worker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.catalog.loader import load_catalog
@@ -21,8 +19,8 @@ from services.core.instances.jobs import QUEUE_NAME, QueuedJob, enqueue_jobs
 from services.core.instances.service import Services
 from services.core.settings import Settings
 from services.core.sipp import service as sipp
-from services.worker.settings import WorkerSettings
 from tests.conftest import TokenFactory
+from tests.workers import run_burst
 
 # Tuesday 24 November 2026, 09:00 WIB: a working day, in working hours.
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -69,21 +67,9 @@ async def _run_day(engine: AsyncEngine, settings: Settings) -> list[str]:
                 for job in a.jobs
             ],
         )
-        worker = Worker(
-            functions=WorkerSettings.functions,
-            redis_pool=pool,
-            queue_name=QUEUE_NAME,
-            burst=True,
-            on_startup=WorkerSettings.on_startup,
-            poll_delay=0.05,
-            handle_signals=False,
-        )
-        await worker.main()
-        await WorkerSettings.on_shutdown(worker.ctx)
-        # Step 1 opens step 2 whose job the worker enqueues after its own commit: run again.
-        await asyncio.sleep(0)
     finally:
         await pool.aclose()
+    await run_burst(settings)
     return [a.view.record.id for a in opened]
 
 
@@ -147,24 +133,7 @@ async def test_no_configuration_flags_the_step_for_a_person(
         headers=admin,
     )
     instance_id = started.json()["id"]
-    assert settings.redis.url is not None
-    pool = await create_pool(
-        RedisSettings.from_dsn(settings.redis.url), default_queue_name=QUEUE_NAME
-    )
-    try:
-        worker = Worker(
-            functions=WorkerSettings.functions,
-            redis_pool=pool,
-            queue_name=QUEUE_NAME,
-            burst=True,
-            on_startup=WorkerSettings.on_startup,
-            poll_delay=0.05,
-            handle_signals=False,
-        )
-        await worker.main()
-        await WorkerSettings.on_shutdown(worker.ctx)
-    finally:
-        await pool.aclose()
+    await run_burst(settings)
     instance = await _instance(client, auth_headers, "pn-tais", instance_id)
     (task,) = [t for t in instance["tasks"] if t["status"] == "open"]
     assert task["step_id"] == "sinkron_backup_otomatis"

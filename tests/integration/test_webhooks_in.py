@@ -15,8 +15,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-from arq.connections import RedisSettings, create_pool
-from arq.worker import Worker
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook
@@ -25,11 +23,10 @@ from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
 from services.core.hooks import processing
 from services.core.hooks import service as hooks
-from services.core.instances.jobs import QUEUE_NAME
 from services.core.instances.service import Services
 from services.core.settings import PROJECT_ROOT, Settings
-from services.worker.settings import WorkerSettings
 from tests.conftest import TokenFactory
+from tests.workers import run_burst
 
 PROBLEM = "application/problem+json"
 TARGETS = ["pn-bengkulu", "pn-manna"]
@@ -79,25 +76,7 @@ async def _post(
 
 
 async def _run_worker(settings: Settings) -> None:
-    """Process whatever the API queued, as a deployed worker would."""
-    assert settings.redis.url is not None
-    pool = await create_pool(
-        RedisSettings.from_dsn(settings.redis.url), default_queue_name=QUEUE_NAME
-    )
-    try:
-        worker = Worker(
-            functions=WorkerSettings.functions,
-            redis_pool=pool,
-            queue_name=QUEUE_NAME,
-            burst=True,
-            on_startup=WorkerSettings.on_startup,
-            poll_delay=0.05,
-            handle_signals=False,
-        )
-        await worker.main()
-        await WorkerSettings.on_shutdown(worker.ctx)
-    finally:
-        await pool.aclose()
+    await run_burst(settings)
 
 
 async def _messages(
