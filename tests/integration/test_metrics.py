@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col
 
 from services.core.db import session_factory, unit_of_work
-from services.core.monitors.models import MonitorRecord
+from services.core.monitors.models import MonitorCheckRecord, MonitorRecord
 from services.core.settings import MetricsSettings, Settings
 from services.core.sipp.models import BackupCheckRecord
 from services.core.telemetry.worker_stats import HEARTBEAT_KEY
@@ -79,8 +79,15 @@ async def fixtures_in_database(engine: AsyncEngine) -> AsyncIterator[dict[str, A
             (date.today(), failure, False),
         ]:
             session.add(BackupCheckRecord(satker_id=satker, day=day, checked_at=checked_at, ok=ok))
+    async with unit_of_work(session_factory(engine)) as session:
+        session.add(
+            MonitorCheckRecord(monitor_id=monitor_id, checked_at=now, up=False, latency_ms=250.0)
+        )
     yield {"monitor": monitor_id, "satker": satker, "success": success, "failure": failure}
     async with unit_of_work(session_factory(engine)) as session:
+        await session.execute(
+            sa.delete(MonitorCheckRecord).where(col(MonitorCheckRecord.monitor_id) == monitor_id)
+        )
         await session.execute(sa.delete(MonitorRecord).where(col(MonitorRecord.id) == monitor_id))
         await session.execute(
             sa.delete(BackupCheckRecord).where(col(BackupCheckRecord.satker_id) == satker)
@@ -144,6 +151,14 @@ async def test_database_gauges(
         satker=satker,
     )
     assert 9.9 < (days_left or 0) <= 10
+    latency = value(
+        found,
+        "alur_monitor_latency_seconds",
+        monitor=fixtures_in_database["monitor"],
+        name="Situs metrik",
+        satker=satker,
+    )
+    assert latency == pytest.approx(0.25)
     last_success = value(found, "alur_backup_check_last_success_timestamp_seconds", satker=satker)
     assert last_success == pytest.approx(fixtures_in_database["success"].timestamp(), abs=1)
     last_check = value(found, "alur_backup_check_last_timestamp_seconds", satker=satker)

@@ -231,7 +231,14 @@ async def test_everything_down_with_the_reference_is_a_network_incident(
     services: Services,
     http: httpx.AsyncClient,
 ) -> None:
-    satker = "pt-bengkulu"
+    # A court of its own: every monitor of the satker takes part in the verdict.
+    satker = "pn-kepahiang"
+    created = await client.post(
+        "/v1/satkers",
+        json={"id": satker, "name": "Pengadilan Negeri Kepahiang", "parent": "pt-bengkulu"},
+        headers=auth_headers(["admin"], satker="pt-bengkulu"),
+    )
+    assert created.status_code == 201, created.text
     sites = [_serve() for _ in range(3)]
     servers = [next(generator) for generator in sites]
     try:

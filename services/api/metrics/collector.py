@@ -117,6 +117,14 @@ def database_families(data: Snapshot) -> list[Metric]:
     for cert in data.certificates:
         certificates.add_metric([cert.monitor_id, cert.name, cert.satker], cert.days_left)
 
+    latency = GaugeMetricFamily(
+        "alur_monitor_latency_seconds",
+        "Response time of the newest check of a monitored site.",
+        labels=["monitor", "name", "satker"],
+    )
+    for monitor_id, name, satker, seconds in data.latencies:
+        latency.add_metric([monitor_id, name, satker], seconds)
+
     last_success = GaugeMetricFamily(
         "alur_backup_check_last_success_timestamp_seconds",
         "Unix time of the last successful SIPP backup check, per satker.",
@@ -164,6 +172,7 @@ def database_families(data: Snapshot) -> list[Metric]:
         ),
         monitors,
         certificates,
+        latency,
         last_success,
         last_check,
         last_ok,

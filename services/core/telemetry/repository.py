@@ -19,7 +19,7 @@ from sqlmodel import col
 from services.core.audit.models import OutboxRecord
 from services.core.engine.state import TaskStatus
 from services.core.instances.models import InstanceRecord, TaskRecord
-from services.core.monitors.models import MonitorRecord
+from services.core.monitors.models import MonitorCheckRecord, MonitorRecord
 from services.core.sipp.models import BackupCheckRecord
 from services.core.webhooks.models import WebhookDeliveryRecord
 
@@ -60,6 +60,7 @@ class Snapshot:
     outbox_lag_seconds: float
     monitors: list[tuple[str, str, int]]  # (satker, status, count)
     certificates: list[Certificate]
+    latencies: list[tuple[str, str, str, float]]  # (monitor, name, satker, seconds)
     backups: list[BackupChecks]
     webhook_deliveries: dict[str, int]  # status -> count
 
@@ -107,6 +108,32 @@ async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
         .where(col(MonitorRecord.active), col(MonitorRecord.certificate_expires_at).is_not(None))
         .order_by(col(MonitorRecord.id))
     )
+    newest = (
+        sa.select(
+            col(MonitorCheckRecord.monitor_id).label("monitor_id"),
+            sa.func.max(col(MonitorCheckRecord.checked_at)).label("checked_at"),
+        )
+        .group_by(col(MonitorCheckRecord.monitor_id))
+        .subquery()
+    )
+    latencies = await session.execute(
+        sa.select(
+            col(MonitorRecord.id),
+            col(MonitorRecord.name),
+            col(MonitorRecord.satker_id),
+            col(MonitorCheckRecord.latency_ms),
+        )
+        .join(newest, newest.c.monitor_id == col(MonitorRecord.id))
+        .join(
+            MonitorCheckRecord,
+            sa.and_(
+                col(MonitorCheckRecord.monitor_id) == newest.c.monitor_id,
+                col(MonitorCheckRecord.checked_at) == newest.c.checked_at,
+            ),
+        )
+        .where(col(MonitorRecord.active), col(MonitorCheckRecord.latency_ms).is_not(None))
+        .order_by(col(MonitorRecord.id))
+    )
     succeeded = sa.case((col(BackupCheckRecord.ok), col(BackupCheckRecord.checked_at)))
     backups = await session.execute(
         sa.select(
@@ -133,6 +160,11 @@ async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
             Certificate(monitor_id, name, satker, (expires - now).total_seconds() / 86400)
             for monitor_id, name, satker, expires in certificates
             if expires is not None
+        ],
+        latencies=[
+            (monitor_id, name, satker, latency / 1000)
+            for monitor_id, name, satker, latency in latencies
+            if latency is not None
         ],
         backups=[BackupChecks(satker, last, success) for satker, last, success in backups],
         webhook_deliveries={
