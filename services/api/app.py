@@ -57,6 +57,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         summary="Executable Standard Operating Procedures for Indonesian courts",
         version="0.1.0",
         lifespan=lifespan,
+        # Alur exports its own Prometheus metrics and logs; FastAPI's built-in OpenTelemetry
+        # layer would cost every request without an exporter to feed.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     install_problem_handlers(app)
     app.state.http_metrics = HttpMetrics()
