@@ -76,7 +76,7 @@ from typing import Any
 
 import asyncpg
 from redis.asyncio import Redis
-from sqlalchemy.engine import make_url
+from scratch import Database, admin, scratch_database
 
 from services.core import migrate
 from services.core.catalog.loader import load_catalog
@@ -190,36 +190,6 @@ def machine_ticks() -> tuple[int, int]:
 
 
 # --- the scratch database -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Database:
-    admin_dsn: str
-    dsn: str
-    sqlalchemy_url: str
-    name: str
-
-
-def scratch_database(postgres_url: str) -> Database:
-    url = make_url(postgres_url)
-    name = f"alur_bench_{secrets.token_hex(4)}"
-    libpq = url.set(drivername="postgresql")
-    return Database(
-        admin_dsn=libpq.render_as_string(hide_password=False),
-        dsn=libpq.set(database=name).render_as_string(hide_password=False),
-        sqlalchemy_url=url.set(drivername="postgresql+asyncpg", database=name).render_as_string(
-            hide_password=False
-        ),
-        name=name,
-    )
-
-
-async def admin(database: Database, statement: str) -> None:
-    connection = await asyncpg.connect(database.admin_dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 async def prepare(catalog_path: Path) -> None:

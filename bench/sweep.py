@@ -80,8 +80,8 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from scratch import Database, admin, scratch_database
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core import migrate
@@ -106,36 +106,6 @@ FAR = timedelta(days=30)
 
 
 # --- the scratch database -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Database:
-    admin_dsn: str  # libpq DSN of the database CREATE/DROP DATABASE runs in
-    dsn: str  # libpq DSN of the scratch database
-    sqlalchemy_url: str
-    name: str
-
-
-def scratch_database(postgres_url: str) -> Database:
-    url = make_url(postgres_url)
-    name = f"alur_bench_{secrets.token_hex(4)}"
-    libpq = url.set(drivername="postgresql")
-    return Database(
-        admin_dsn=libpq.render_as_string(hide_password=False),
-        dsn=libpq.set(database=name).render_as_string(hide_password=False),
-        sqlalchemy_url=url.set(drivername="postgresql+asyncpg", database=name).render_as_string(
-            hide_password=False
-        ),
-        name=name,
-    )
-
-
-async def admin(database: Database, statement: str) -> None:
-    connection = await asyncpg.connect(database.admin_dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 async def migrate_and_sync(catalog_path: Path) -> SopDefinition:

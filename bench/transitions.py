@@ -72,7 +72,7 @@ import asyncpg
 import httpx
 import orjson
 from pydantic import SecretStr
-from sqlalchemy.engine import make_url
+from scratch import Database, admin, scratch_database
 
 from services.core.identity.tokens import issue_token
 from services.core.settings import AuthSettings
@@ -262,43 +262,6 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 # --- the scratch database -------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Database:
-    admin_dsn: str  # libpq DSN of the database CREATE/DROP DATABASE runs in
-    dsn: str  # libpq DSN of the scratch database
-    sqlalchemy_url: str
-    name: str
-    host: str
-    port: int
-    user: str
-
-
-def scratch_database(postgres_url: str) -> Database:
-    url = make_url(postgres_url)
-    name = f"alur_bench_{secrets.token_hex(4)}"
-    host, port, user = url.host or "127.0.0.1", url.port or 5432, url.username or "postgres"
-    libpq = url.set(drivername="postgresql")
-    return Database(
-        admin_dsn=libpq.render_as_string(hide_password=False),
-        dsn=libpq.set(database=name).render_as_string(hide_password=False),
-        sqlalchemy_url=url.set(drivername="postgresql+asyncpg", database=name).render_as_string(
-            hide_password=False
-        ),
-        name=name,
-        host=host,
-        port=port,
-        user=user,
-    )
-
-
-async def _admin(database: Database, statement: str) -> None:
-    connection = await asyncpg.connect(database.admin_dsn)
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
 
 
 async def checkpoint(database: Database) -> None:
@@ -928,7 +891,7 @@ async def main() -> int:
         # uvicorn's access log would cost the API a log line per transition.
         "ALUR_LOG__LEVEL": "WARNING",
     }
-    await _admin(database, f'CREATE DATABASE "{database.name}"')
+    await admin(database, f'CREATE DATABASE "{database.name}"')
     try:
         migrate = await asyncio.create_subprocess_exec(
             str(ROOT / ".venv" / "bin" / "alur"),
@@ -948,7 +911,7 @@ async def main() -> int:
         print("pgbench: seeding, measuring...")
         pgbench = await measure_pgbench(database, args)
     finally:
-        await _admin(database, f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+        await admin(database, f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
     document = report(api, pgbench, args)
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"written to {args.out}")
