@@ -9,13 +9,25 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Self
+from typing import Annotated, Self, TypeVar
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEVELOPMENT_JWT_SECRET = "alur-development-secret-change-me-0123456789"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def _split_commas(value: object) -> object:
+    """`"a, b,c"` (as an environment variable gives it) -> `["a", "b", "c"]`."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+T = TypeVar("T")
+# A list setting written as comma-separated text in the environment (NoDecode: not JSON).
+CommaList = Annotated[list[T], NoDecode, BeforeValidator(_split_commas)]
 
 
 class Environment(StrEnum):
@@ -47,7 +59,7 @@ class AuthSettings(BaseModel):
         default=SecretStr(DEVELOPMENT_JWT_SECRET),
         description="HS256 signing secret. The default is refused outside development.",
     )
-    algorithms: Annotated[list[str], NoDecode] = Field(
+    algorithms: CommaList[str] = Field(
         default_factory=lambda: ["HS256"],
         description="Accepted JWT algorithms (comma separated): HS256, RS256, ES256.",
     )
@@ -57,13 +69,6 @@ class AuthSettings(BaseModel):
     jwks_file: Path | None = Field(
         default=None, description="JWKS file with the public keys for RS256/ES256 tokens."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _split_algorithms(cls, data: object) -> object:
-        if isinstance(data, dict) and isinstance(data.get("algorithms"), str):
-            data["algorithms"] = [a.strip() for a in data["algorithms"].split(",") if a.strip()]
-        return data
 
 
 class CatalogSettings(BaseModel):
@@ -76,7 +81,7 @@ class WorkerSettings(BaseModel):
     sweep_interval_seconds: int = Field(
         default=60, ge=1, le=3600, description="How often the deadline sweep runs."
     )
-    escalation_multiples: Annotated[list[int], NoDecode] = Field(
+    escalation_multiples: CommaList[int] = Field(
         default_factory=lambda: [1, 2, 3],
         description="Escalation level n fires at multiples[n-1] x the step's standard time "
         "(comma separated; level 1 is the due date).",
@@ -84,14 +89,6 @@ class WorkerSettings(BaseModel):
     max_tries: int = Field(
         default=5, ge=1, description="Tries of an automated step before it is flagged."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _split_multiples(cls, data: object) -> object:
-        if isinstance(data, dict) and isinstance(data.get("escalation_multiples"), str):
-            text = data["escalation_multiples"]
-            data["escalation_multiples"] = [int(part) for part in text.split(",") if part.strip()]
-        return data
 
     @model_validator(mode="after")
     def _multiples_increase(self) -> Self:
@@ -118,21 +115,13 @@ class MonitorSettings(BaseModel):
     ca_file: Path | None = Field(
         default=None, description="Extra CA bundle trusted when checking monitored sites."
     )
-    certificate_alert_days: Annotated[list[int], NoDecode] = Field(
+    certificate_alert_days: CommaList[int] = Field(
         default_factory=lambda: [21, 14, 7],
         description="Days before a certificate expires to announce it (comma separated).",
     )
     schedule_interval_seconds: int = Field(
         default=5, ge=1, le=60, description="How often due monitor checks are dispatched."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _split_days(cls, data: object) -> object:
-        if isinstance(data, dict) and isinstance(data.get("certificate_alert_days"), str):
-            text = data["certificate_alert_days"]
-            data["certificate_alert_days"] = [int(p) for p in text.split(",") if p.strip()]
-        return data
 
 
 class WebhookSettings(BaseModel):
@@ -141,7 +130,7 @@ class WebhookSettings(BaseModel):
         description="Allow subscription URLs that resolve to private, loopback, link-local "
         "or reserved addresses (a receiver on the court's own network, or tests).",
     )
-    retry_schedule: Annotated[list[float], NoDecode] = Field(
+    retry_schedule: CommaList[float] = Field(
         default_factory=lambda: [0.0, 5, 300, 1800, 7200, 18000, 36000, 50400],
         description="Seconds to wait before each delivery attempt (comma separated); the "
         "first is 0 (immediately), the delivery is dead after the last attempt fails.",
@@ -160,14 +149,6 @@ class WebhookSettings(BaseModel):
     connect_timeout_seconds: float = Field(
         default=5, gt=0, le=60, description="Time allowed to connect to the receiver."
     )
-
-    @model_validator(mode="before")
-    @classmethod
-    def _split_schedule(cls, data: object) -> object:
-        if isinstance(data, dict) and isinstance(data.get("retry_schedule"), str):
-            text = data["retry_schedule"]
-            data["retry_schedule"] = [float(part) for part in text.split(",") if part.strip()]
-        return data
 
     @model_validator(mode="after")
     def _schedule_starts_now(self) -> Self:

@@ -52,8 +52,12 @@ def test_nested_sections_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     monkeypatch.setenv("ALUR_AUTH__JWT_SECRET", STRONG_SECRET)
     monkeypatch.setenv("ALUR_AUTH__ALGORITHMS", "RS256, ES256")
     monkeypatch.setenv("ALUR_DATABASE__URL", "postgresql+asyncpg://alur@db/alur")
+    monkeypatch.setenv("ALUR_WORKER__ESCALATION_MULTIPLES", "1, 2,4")
+    monkeypatch.setenv("ALUR_WEBHOOKS__RETRY_SCHEDULE", "0,5,60.5")
     settings = Settings()
     assert settings.auth.algorithms == ["RS256", "ES256"]
+    assert settings.worker.escalation_multiples == [1, 2, 4]
+    assert settings.webhooks.retry_schedule == [0, 5, 60.5]
     assert settings.database_url == "postgresql+asyncpg://alur@db/alur"
     assert not settings.is_embedded
 
