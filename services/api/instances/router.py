@@ -83,6 +83,29 @@ def _respond(
     return instance_public(applied.view, context.services.roles, now)
 
 
+async def _command(
+    context: Context,
+    work: Work,
+    response: Response,
+    actor: Actor,
+    instance_id: str,
+    make: CommandFactory,
+    if_match: str | None,
+) -> InstancePublic:
+    """Apply one command to the instance and answer its new state (with the ETag)."""
+    now = utcnow()
+    applied = await instances.apply(
+        work.session,
+        context.services,
+        actor,
+        instance_id,
+        make,
+        if_match=parse_if_match(if_match),
+        now=now,
+    )
+    return _respond(context, work, applied, response, now)
+
+
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
@@ -257,17 +280,7 @@ async def transition(
     response: Response,
     if_match: IfMatch = None,
 ) -> InstancePublic:
-    now = utcnow()
-    applied = await instances.apply(
-        work.session,
-        context.services,
-        actor,
-        instance_id,
-        _transition(body),
-        if_match=parse_if_match(if_match),
-        now=now,
-    )
-    return _respond(context, work, applied, response, now)
+    return await _command(context, work, response, actor, instance_id, _transition(body), if_match)
 
 
 @router.post(
@@ -285,17 +298,10 @@ async def cancel(
     response: Response,
     if_match: IfMatch = None,
 ) -> InstancePublic:
-    now = utcnow()
-    applied = await instances.apply(
-        work.session,
-        context.services,
-        actor,
-        instance_id,
-        lambda _state, acting, _ids: Cancel(actor=acting, reason=body.reason),
-        if_match=parse_if_match(if_match),
-        now=now,
-    )
-    return _respond(context, work, applied, response, now)
+    def cancel_it(_state: InstanceState, acting: Actor, _ids: list[str]) -> Command:
+        return Cancel(actor=acting, reason=body.reason)
+
+    return await _command(context, work, response, actor, instance_id, cancel_it, if_match)
 
 
 @router.post(
@@ -312,17 +318,10 @@ async def comment(
     work: Work,
     response: Response,
 ) -> InstancePublic:
-    now = utcnow()
-    applied = await instances.apply(
-        work.session,
-        context.services,
-        actor,
-        instance_id,
-        lambda _state, acting, _ids: Comment(actor=acting, text=body.text, task_id=body.task),
-        if_match=None,
-        now=now,
-    )
-    return _respond(context, work, applied, response, now)
+    def comment_on(_state: InstanceState, acting: Actor, _ids: list[str]) -> Command:
+        return Comment(actor=acting, text=body.text, task_id=body.task)
+
+    return await _command(context, work, response, actor, instance_id, comment_on, None)
 
 
 @router.get(
