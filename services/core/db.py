@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import sqlalchemy as sa
@@ -23,6 +23,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 from sqlmodel import SQLModel
+
+if TYPE_CHECKING:
+    import asyncpg
 
 from services.core.settings import Settings
 
@@ -82,13 +85,19 @@ def create_engine(settings: Settings) -> AsyncEngine:
     if url.get_backend_name() == "sqlite":
         if url.database:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, echo=settings.database.echo, json_serializer=_json_text)
+        engine = create_async_engine(
+            url,
+            echo=settings.database.echo,
+            json_serializer=_json_text,
+            json_deserializer=orjson.loads,
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
         url,
         echo=settings.database.echo,
         json_serializer=_json_text,
+        json_deserializer=orjson.loads,
         pool_size=settings.database.pool_size,
         max_overflow=settings.database.pool_size,
         # Recycling beats a ping per checkout: a round trip saved on every request.
@@ -105,3 +114,26 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
     """One transaction: committed when the block succeeds, rolled back when it raises."""
     async with sessions() as session, session.begin():
         yield session
+
+
+async def asyncpg_connection(session: AsyncSession) -> asyncpg.Connection | None:
+    """On PostgreSQL, the asyncpg connection under `session`, inside its transaction;
+    None on other backends.
+
+    For the hot statements that are worth sending without SQLAlchemy (see
+    `services.core.instances.repository`). They run in the session's transaction, which
+    SQLAlchemy's asyncpg dialect opens lazily, on the first statement: it is opened here
+    the same way if nothing ran yet. Rows come back as asyncpg records; JSON parameters
+    go as text (the dialect registers the json and jsonb codecs).
+    """
+    bind = session.bind
+    if bind is None or bind.dialect.driver != "asyncpg":
+        return None
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    adapted: Any = raw.dbapi_connection
+    # The dialect's own lazy BEGIN (`_start_transaction`), as its cursor does it.
+    if adapted._transaction is None:
+        await adapted._start_transaction()
+    driver: asyncpg.Connection = raw.driver_connection
+    return driver

@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.core.audit.models import AuditEventRecord, FindingRecord, OutboxRecord
+from services.core.db import asyncpg_connection
+from services.core.pg import pg_arrays, pg_columns
 
 GENESIS_HASH = "0" * 64
 _EVENTS: sa.Table = AuditEventRecord.__table__  # type: ignore[attr-defined]
@@ -97,6 +99,19 @@ def chain(
     return rows
 
 
+def _outbox_payload(row: Mapping[str, Any], satker: str, sop: str) -> dict[str, Any]:
+    """The published form of an event, but for its `id` (`evt_<event id>`) and `data`."""
+    return {
+        "type": row["type"],
+        "occurred_at": row["occurred_at"].isoformat(),
+        "satker": satker,
+        "instance_id": row["instance_id"],
+        "sop": sop,
+        "task_id": row["task_id"],
+        "actor": row["actor"],
+    }
+
+
 async def insert(
     session: AsyncSession,
     rows: Sequence[dict[str, Any]],
@@ -108,6 +123,27 @@ async def insert(
     `subjects` maps each instance id of the rows to its (satker, SOP code).
     """
     if not rows:
+        return
+    pg = await asyncpg_connection(session)
+    if pg is not None:
+        # One statement for both tables; the outbox payload takes the event's id and data
+        # from the inserted rows (so the data travels once).
+        for start in range(0, len(rows), _PG_BATCH):
+            batch = rows[start : start + _PG_BATCH]
+            outbox = [
+                {
+                    "instance_id": row["instance_id"],
+                    "seq": row["seq"],
+                    "satker_id": subjects[row["instance_id"]][0],
+                    "payload": _outbox_payload(row, *subjects[row["instance_id"]]),
+                }
+                for row in batch
+            ]
+            await pg.execute(
+                _PG_INSERT,
+                *pg_columns(_EVENTS, batch, _EVENT_COLUMNS),
+                *pg_columns(_OUTBOX_ARRAYS, outbox, _OUTBOX_COLUMNS),
+            )
         return
     result = await session.execute(
         # Core inserts on the tables: the ORM's bulk path costs more than the database.
@@ -124,13 +160,7 @@ async def insert(
                 "type": row["type"],
                 "payload": {
                     "id": f"evt_{event_id}",
-                    "type": row["type"],
-                    "occurred_at": row["occurred_at"].isoformat(),
-                    "satker": subjects[row["instance_id"]][0],
-                    "instance_id": row["instance_id"],
-                    "sop": subjects[row["instance_id"]][1],
-                    "task_id": row["task_id"],
-                    "actor": row["actor"],
+                    **_outbox_payload(row, *subjects[row["instance_id"]]),
                     "data": row["data"],
                 },
                 "created_at": row["occurred_at"],
@@ -138,6 +168,44 @@ async def insert(
             for event_id, row in zip(ids, rows, strict=True)
         ],
     )
+
+
+_EVENT_COLUMNS = (
+    "instance_id",
+    "seq",
+    "type",
+    "actor",
+    "actor_name",
+    "occurred_at",
+    "task_id",
+    "data",
+    "prev_hash",
+    "hash",
+)
+_OUTBOX_COLUMNS = ("instance_id", "seq", "satker_id", "payload")
+# The outbox rows' arrays: which event each belongs to, and what the event lacks.
+_OUTBOX_ARRAYS = sa.Table(
+    "outbox_arrays",
+    sa.MetaData(),
+    *(sa.Column(c.name, c.type) for c in (_EVENTS.c.instance_id, _EVENTS.c.seq)),
+    *(sa.Column(c.name, c.type) for c in (_OUTBOX.c.satker_id, _OUTBOX.c.payload)),
+)
+# Rows per statement: bounded, so that one statement's arrays stay a few megabytes.
+_PG_BATCH = 5000
+_PG_INSERT = f"""
+WITH event AS (
+    INSERT INTO audit_event ({", ".join(_EVENT_COLUMNS)})
+    SELECT {", ".join(_EVENT_COLUMNS)} FROM {pg_arrays(_EVENTS, _EVENT_COLUMNS)}
+    RETURNING id, instance_id, seq, type, occurred_at, data
+)
+INSERT INTO outbox (event_id, satker_id, type, payload, created_at)
+SELECT event.id, u.satker_id, event.type,
+    u.payload || jsonb_build_object('id', 'evt_' || event.id, 'data', event.data),
+    event.occurred_at
+FROM event JOIN {pg_arrays(_OUTBOX_ARRAYS, _OUTBOX_COLUMNS, len(_EVENT_COLUMNS) + 1)}
+    ON u.instance_id = event.instance_id AND u.seq = event.seq
+ORDER BY event.id
+"""
 
 
 async def events_of(session: AsyncSession, instance_id: str) -> Sequence[AuditEventRecord]:

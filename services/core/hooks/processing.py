@@ -289,14 +289,13 @@ async def _correlate(
         notice = CorrelationNotice.model_validate(message.body)
     except ValidationError as exc:
         raise _invalid(exc) from None
-    record = await instance_repository.get_instance(session, notice.correlation_key)
-    if record is None or record.satker_id not in source.satkers:
+    found = await instance_repository.load(session, notice.correlation_key)
+    if found is None or found[0].satker_id not in source.satkers:
         raise Rejected(
             f"no instance {notice.correlation_key!r} in the satkers of source {source.name!r}"
         )
-    state = instance_repository.instance_state(
-        record, await instance_repository.tasks_of(session, record.id)
-    )
+    record, tasks = found
+    state = instance_repository.instance_state(record, tasks)
     if not state.is_active:
         raise Rejected(f"instance {record.id} is {state.status.value}, not running")
     task = next(

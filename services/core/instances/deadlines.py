@@ -16,9 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import overload
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from services.core.audit import service as audit
 from services.core.engine.calendar import WorkingCalendar
@@ -28,7 +26,6 @@ from services.core.engine.errors import DomainError
 from services.core.engine.machine import decide
 from services.core.engine.state import Actor, Escalate, InstanceState
 from services.core.instances import repository
-from services.core.instances.models import InstanceRecord, TaskRecord
 from services.core.instances.service import Services, decision_events
 
 SYSTEM_WORKER = "system:worker"
@@ -102,48 +99,6 @@ def thresholds(
     return Thresholds(standard, opened_at, due_at, calendar, multiples)
 
 
-async def _due(
-    session: AsyncSession, now: datetime, limit: int
-) -> tuple[list[InstanceRecord], dict[str, list[TaskRecord]], bool]:
-    due_tasks = (
-        select(col(TaskRecord.instance_id))
-        .where(col(TaskRecord.next_check_at) <= now, col(TaskRecord.status) == "open")
-        .order_by(col(TaskRecord.next_check_at))
-        .limit(limit)
-    )
-    due_task_rows = (await session.scalars(due_tasks)).all()
-    task_instances = set(due_task_rows)
-    due_instances = (
-        select(col(InstanceRecord.id))
-        .where(col(InstanceRecord.next_check_at) <= now, col(InstanceRecord.status) == "active")
-        .limit(limit)
-    )
-    due_instance_rows = (await session.scalars(due_instances)).all()
-    full = len(due_task_rows) >= limit or len(due_instance_rows) >= limit
-    ids = sorted(task_instances | set(due_instance_rows))
-    if not ids:
-        return [], {}, False
-    locked = (
-        select(InstanceRecord)
-        .where(col(InstanceRecord.id).in_(ids), col(InstanceRecord.status) == "active")
-        .with_for_update(skip_locked=True)
-    )
-    instances = list((await session.scalars(locked)).all())
-    tasks = (
-        await session.scalars(
-            select(TaskRecord).where(
-                col(TaskRecord.instance_id).in_([i.id for i in instances]),
-                col(TaskRecord.status) == "open",
-                col(TaskRecord.next_check_at) <= now,
-            )
-        )
-    ).all()
-    by_instance: dict[str, list[TaskRecord]] = defaultdict(list)
-    for task in tasks:
-        by_instance[task.instance_id].append(task)
-    return instances, by_instance, full
-
-
 async def sweep(
     session: AsyncSession,
     services: Services,
@@ -156,23 +111,23 @@ async def sweep(
     instances, in the caller's transaction. Batches stay small so that the instance rows
     are locked briefly; the caller loops while a batch comes back full."""
     report = SweepReport()
-    instances, due_tasks, report.more = await _due(session, now, limit)
-    if not instances:
+    due, report.more = await repository.load_due(session, now, limit)
+    if not due:
         return report
-    directory = await services.directory(session, *{i.satker_id for i in instances})
+    directory = await services.directory(session, *{record.satker_id for record, _ in due})
     instance_rows, task_rows, event_rows = [], [], []
-    for record in instances:
+    for record, tasks in due:
         definition = await services.definition(session, record.sop_code, record.sop_version)
         calendar = await services.calendars.get(session, directory.get(record.satker_id))
         actor = Actor(sub=SYSTEM_WORKER, satker=record.satker_id)
-        state = before = repository.instance_state(record, due_tasks.get(record.id, []))
+        state = before = repository.instance_state(record, tasks)
         decisions = []
         if record.next_check_at is not None and record.next_check_at <= now:
             limits = thresholds(
                 definition.time_standard, record.started_at, record.due_at, calendar, multiples
             )
             decisions.append(Escalate(actor=actor, task_id=None, thresholds=limits))
-        for task in due_tasks.get(record.id, []):
+        for task in tasks:
             standard = definition.step(task.step_id).time_standard
             limits = thresholds(standard, task.opened_at, task.due_at, calendar, multiples)
             decisions.append(Escalate(actor=actor, task_id=task.id, thresholds=limits))
@@ -193,21 +148,20 @@ async def sweep(
         rows = audit.chain(record.id, record.event_count + 1, record.head_hash, events)
         instance_rows.append(_instance_values(record, state, rows))
         task_rows += [
-            {"b_id": t.id, **{k: v for k, v in repository.task_values(t).items() if k in _WATCH}}
+            {"id": t.id, **{name: getattr(t, name) for name in repository.WATCH_TASK}}
             for t in state.tasks
             if t != before.task(t.id)
         ]
         event_rows += rows
         for row in rows:
             report.event_types[row["type"]] += 1
-    await _write(session, instance_rows, task_rows)
-    subjects = {record.id: (record.satker_id, record.sop_code) for record in instances}
+    written = await repository.save_watch(session, instance_rows, task_rows)
+    if written < len(instance_rows):
+        raise SweepRaced(f"{len(instance_rows) - written} instance(s) changed meanwhile")
+    subjects = {record.id: (record.satker_id, record.sop_code) for record, _ in due}
     await audit.insert(session, event_rows, subjects=subjects)
     report.events = len(event_rows)
     return report
-
-
-_WATCH = ("warned_at", "escalation_level", "next_check_at")
 
 
 def _no_deadlines(
@@ -217,12 +171,12 @@ def _no_deadlines(
 
 
 def _instance_values(
-    record: InstanceRecord, state: InstanceState, rows: list[dict[str, object]]
+    record: repository.InstanceRow, state: InstanceState, rows: list[dict[str, object]]
 ) -> dict[str, object]:
     last = rows[-1] if rows else {"seq": record.event_count, "hash": record.head_hash}
     return {
-        "b_id": record.id,
-        "b_version": record.version,
+        "id": record.id,
+        "expected_version": record.version,
         "version": state.version,
         "warned_at": state.warned_at,
         "escalation_level": state.escalation_level,
@@ -230,39 +184,3 @@ def _instance_values(
         "event_count": last["seq"],
         "head_hash": last["hash"],
     }
-
-
-async def _write(
-    session: AsyncSession,
-    instance_rows: list[dict[str, object]],
-    task_rows: list[dict[str, object]],
-) -> None:
-    if not instance_rows:
-        return
-    instances = InstanceRecord.__table__  # type: ignore[attr-defined]
-    result = await session.execute(
-        sa.update(instances)
-        .where(instances.c.id == sa.bindparam("b_id"))
-        .where(instances.c.version == sa.bindparam("b_version"))
-        .values(
-            version=sa.bindparam("version"),
-            warned_at=sa.bindparam("warned_at"),
-            escalation_level=sa.bindparam("escalation_level"),
-            next_check_at=sa.bindparam("next_check_at"),
-            event_count=sa.bindparam("event_count"),
-            head_hash=sa.bindparam("head_hash"),
-        )
-        .execution_options(synchronize_session=False),
-        instance_rows,
-    )
-    if 0 <= result.rowcount < len(instance_rows):  # type: ignore[attr-defined]
-        raise SweepRaced(f"{len(instance_rows) - result.rowcount} instance(s) changed meanwhile")  # type: ignore[attr-defined]
-    if task_rows:
-        tasks = TaskRecord.__table__  # type: ignore[attr-defined]
-        await session.execute(
-            sa.update(tasks)
-            .where(tasks.c.id == sa.bindparam("b_id"))
-            .values({name: sa.bindparam(name) for name in _WATCH})
-            .execution_options(synchronize_session=False),
-            task_rows,
-        )

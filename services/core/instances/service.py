@@ -20,7 +20,6 @@ from typing import Any
 import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm.attributes import set_committed_value
 
 from services.core.audit import service as audit
 from services.core.audit.service import ChainReport, NewEvent
@@ -41,7 +40,8 @@ from services.core.engine.state import (
 )
 from services.core.errors import AlurError, Conflict
 from services.core.instances import repository
-from services.core.instances.models import IdempotencyRecord, InstanceRecord
+from services.core.instances.models import IdempotencyRecord
+from services.core.instances.repository import InstanceRow
 from services.core.satkers.service import (
     CalendarProvider,
     SatkerDirectory,
@@ -123,7 +123,7 @@ class Services:
 class InstanceView:
     """An instance as read back: its row, its tasks (as state) and its definition."""
 
-    record: InstanceRecord
+    record: InstanceRow
     state: InstanceState
     definition: SopDefinition
 
@@ -197,15 +197,15 @@ def _jobs(decision: Decision) -> tuple[EnqueueJob, ...]:
 
 async def _visible_instance(
     session: AsyncSession, directory: SatkerDirectory, actor: Actor, instance_id: str
-) -> InstanceRecord:
-    record = await repository.get_instance(session, instance_id)
+) -> tuple[InstanceRow, tuple[TaskState, ...]]:
+    found = await repository.load(session, instance_id)
     # Another satker's instance is reported exactly like a missing one. The worker acts
     # for every satker (it runs their automated steps and deadlines).
-    if record is None or (
-        not actor.is_worker and record.satker_id not in directory.visible_from(actor.satker)
+    if found is None or (
+        not actor.is_worker and found[0].satker_id not in directory.visible_from(actor.satker)
     ):
         raise InstanceNotFound()
-    return record
+    return found
 
 
 def request_hash(body: Mapping[str, Any]) -> str:
@@ -321,7 +321,7 @@ async def start_instance(
         for event in events:
             event.data["recorded_at"] = now.isoformat()
     rows = audit.chain(state.id, 1, audit.GENESIS_HASH, events)
-    record = InstanceRecord(
+    record = InstanceRow(
         id=state.id,
         satker_id=state.satker,
         sop_code=state.sop_code,
@@ -334,14 +334,14 @@ async def start_instance(
         ended_at=state.ended_at,
         warn_at=state.warn_at,
         due_at=state.due_at,
+        warned_at=state.warned_at,
+        escalation_level=state.escalation_level,
         next_check_at=state.next_check_at,
         created_by=actor.sub,
         event_count=rows[-1]["seq"],
         head_hash=rows[-1]["hash"],
     )
-    session.add(record)
-    await session.flush()
-    await repository.write_tasks(session, definition, None, state)
+    await repository.insert(session, definition, record, state)
     await audit.insert(session, rows, subjects={state.id: (state.satker, state.sop_code)})
     return Applied(InstanceView(record, state, definition), _jobs(decision))
 
@@ -358,13 +358,13 @@ async def apply(
 ) -> Applied:
     """Decide one command against the instance as stored, and store the result."""
     directory = await services.directory(session, actor.satker)
-    record = await _visible_instance(session, directory, actor, instance_id)
+    record, tasks = await _visible_instance(session, directory, actor, instance_id)
     if if_match is not None and record.version != if_match:
         raise VersionMismatch(
             f"If-Match names version {if_match}, the instance is at version {record.version}",
             extra={"current_version": record.version},
         )
-    state = repository.instance_state(record, await repository.tasks_of(session, record.id))
+    state = repository.instance_state(record, tasks)
     definition = await services.definition(session, record.sop_code, record.sop_version)
     calendar = await services.calendars.get(session, directory.get(record.satker_id))
     acting = dataclasses.replace(
@@ -388,41 +388,34 @@ async def apply(
     )
     event_count = rows[-1]["seq"] if rows else record.event_count
     head_hash = rows[-1]["hash"] if rows else record.head_hash
-    if not await repository.update_instance(
-        session,
-        decision.state,
-        expected_version=state.version,
-        event_count=event_count,
-        head_hash=head_hash,
+    if not await repository.save(
+        session, definition, state, decision.state, event_count=event_count, head_hash=head_hash
     ):
         raise ConcurrentModification(
             "The instance was changed by another request at the same time; reload and retry"
         )
-    await repository.write_tasks(session, definition, state, decision.state)
     await audit.insert(session, rows, subjects={record.id: (record.satker_id, record.sop_code)})
-    # The row as stored now, without reading it back.
-    state_now = decision.state
-    for name, value in {
-        "status": state_now.status.value,
-        "version": state_now.version,
-        "ended_at": state_now.ended_at,
-        "warned_at": state_now.warned_at,
-        "escalation_level": state_now.escalation_level,
-        "next_check_at": state_now.next_check_at,
-        "event_count": event_count,
-        "head_hash": head_hash,
-    }.items():
-        # Written by the UPDATE above already: record it as loaded, not as a change.
-        set_committed_value(record, name, value)
-    return Applied(InstanceView(record, decision.state, definition), _jobs(decision))
+    after = decision.state
+    # The row as stored now.
+    record = dataclasses.replace(
+        record,
+        status=after.status.value,
+        version=after.version,
+        ended_at=after.ended_at,
+        warned_at=after.warned_at,
+        escalation_level=after.escalation_level,
+        next_check_at=after.next_check_at,
+        event_count=event_count,
+        head_hash=head_hash,
+    )
+    return Applied(InstanceView(record, after, definition), _jobs(decision))
 
 
 async def get_view(
     session: AsyncSession, services: Services, actor: Actor, instance_id: str
 ) -> InstanceView:
     directory = await services.directory(session, actor.satker)
-    record = await _visible_instance(session, directory, actor, instance_id)
-    tasks = await repository.tasks_of(session, record.id)
+    record, tasks = await _visible_instance(session, directory, actor, instance_id)
     definition = await services.definition(session, record.sop_code, record.sop_version)
     return InstanceView(record, repository.instance_state(record, tasks), definition)
 
@@ -431,7 +424,7 @@ async def events(
     session: AsyncSession, services: Services, actor: Actor, instance_id: str
 ) -> Sequence[Any]:
     directory = await services.directory(session, actor.satker)
-    record = await _visible_instance(session, directory, actor, instance_id)
+    record, _ = await _visible_instance(session, directory, actor, instance_id)
     return await audit.events_of(session, record.id)
 
 
@@ -439,7 +432,7 @@ async def verify(
     session: AsyncSession, services: Services, actor: Actor, instance_id: str
 ) -> ChainReport:
     directory = await services.directory(session, actor.satker)
-    record = await _visible_instance(session, directory, actor, instance_id)
+    record, _ = await _visible_instance(session, directory, actor, instance_id)
     return audit.verify_chain(
         record.id, await audit.events_of(session, record.id), record.event_count, record.head_hash
     )
