@@ -20,7 +20,7 @@ from sqlmodel import col, select
 
 from services.core.audit.models import AuditEventRecord, FindingRecord, OutboxRecord
 from services.core.db import asyncpg_connection
-from services.core.pg import pg_arrays, pg_columns
+from services.core.pg import pg_json, pg_rows
 
 GENESIS_HASH = "0" * 64
 _EVENTS: sa.Table = AuditEventRecord.__table__  # type: ignore[attr-defined]
@@ -126,24 +126,9 @@ async def insert(
         return
     pg = await asyncpg_connection(session)
     if pg is not None:
-        # One statement for both tables; the outbox payload takes the event's id and data
-        # from the inserted rows (so the data travels once).
         for start in range(0, len(rows), _PG_BATCH):
             batch = rows[start : start + _PG_BATCH]
-            outbox = [
-                {
-                    "instance_id": row["instance_id"],
-                    "seq": row["seq"],
-                    "satker_id": subjects[row["instance_id"]][0],
-                    "payload": _outbox_payload(row, *subjects[row["instance_id"]]),
-                }
-                for row in batch
-            ]
-            await pg.execute(
-                _PG_INSERT,
-                *pg_columns(_EVENTS, batch, _EVENT_COLUMNS),
-                *pg_columns(_OUTBOX_ARRAYS, outbox, _OUTBOX_COLUMNS),
-            )
+            await pg.execute(_PG_INSERT, *pg_event_arguments(batch, subjects))
         return
     result = await session.execute(
         # Core inserts on the tables: the ORM's bulk path costs more than the database.
@@ -183,8 +168,8 @@ _EVENT_COLUMNS = (
     "hash",
 )
 _OUTBOX_COLUMNS = ("instance_id", "seq", "satker_id", "payload")
-# The outbox rows' arrays: which event each belongs to, and what the event lacks.
-_OUTBOX_ARRAYS = sa.Table(
+# The outbox rows as given: which event each belongs to, and what the event lacks.
+_OUTBOX_ROWS = sa.Table(
     "outbox_arrays",
     sa.MetaData(),
     *(sa.Column(c.name, c.type) for c in (_EVENTS.c.instance_id, _EVENTS.c.seq)),
@@ -192,20 +177,49 @@ _OUTBOX_ARRAYS = sa.Table(
 )
 # Rows per statement: bounded, so that one statement's arrays stay a few megabytes.
 _PG_BATCH = 5000
-_PG_INSERT = f"""
-WITH event AS (
+
+
+def pg_events_cte(start: int, guard: str = "") -> str:
+    """Common table expressions `event` and `event_outbox` inserting the events given by
+    `pg_event_arguments` (parameters `$start` and `$start + 1`) and their outbox rows,
+    in one statement: the outbox payload takes the event's id and data from the inserted
+    row, so the data travels once. `guard`, an SQL condition, can make both no-ops."""
+    where = f"WHERE {guard}" if guard else ""
+    outbox_rows = pg_rows(_OUTBOX_ROWS, _OUTBOX_COLUMNS, start + 1)
+    return f"""
+event AS (
     INSERT INTO audit_event ({", ".join(_EVENT_COLUMNS)})
-    SELECT {", ".join(_EVENT_COLUMNS)} FROM {pg_arrays(_EVENTS, _EVENT_COLUMNS)}
+    SELECT {", ".join(_EVENT_COLUMNS)} FROM {pg_rows(_EVENTS, _EVENT_COLUMNS, start)} {where}
     RETURNING id, instance_id, seq, type, occurred_at, data
-)
-INSERT INTO outbox (event_id, satker_id, type, payload, created_at)
-SELECT event.id, u.satker_id, event.type,
-    u.payload || jsonb_build_object('id', 'evt_' || event.id, 'data', event.data),
-    event.occurred_at
-FROM event JOIN {pg_arrays(_OUTBOX_ARRAYS, _OUTBOX_COLUMNS, len(_EVENT_COLUMNS) + 1)}
-    ON u.instance_id = event.instance_id AND u.seq = event.seq
-ORDER BY event.id
-"""
+),
+event_outbox AS (
+    INSERT INTO outbox (event_id, satker_id, type, payload, created_at)
+    SELECT event.id, u.satker_id, event.type,
+        u.payload || jsonb_build_object('id', 'evt_' || event.id, 'data', event.data),
+        event.occurred_at
+    FROM event JOIN {outbox_rows}
+        ON u.instance_id = event.instance_id AND u.seq = event.seq
+    ORDER BY event.id
+)"""
+
+
+def pg_event_arguments(
+    rows: Sequence[Mapping[str, Any]], subjects: Mapping[str, tuple[str, str]]
+) -> list[str]:
+    """The parameters of `pg_events_cte` for chained event rows (from `chain`)."""
+    outbox = [
+        {
+            "instance_id": row["instance_id"],
+            "seq": row["seq"],
+            "satker_id": subjects[row["instance_id"]][0],
+            "payload": _outbox_payload(row, *subjects[row["instance_id"]]),
+        }
+        for row in rows
+    ]
+    return [pg_json(rows), pg_json(outbox)]
+
+
+_PG_INSERT = f"WITH {pg_events_cte(1)} SELECT count(*) FROM event"
 
 
 async def events_of(session: AsyncSession, instance_id: str) -> Sequence[AuditEventRecord]:

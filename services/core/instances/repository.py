@@ -26,11 +26,12 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.core.audit import service as audit
 from services.core.db import asyncpg_connection
 from services.core.engine.definition import SopDefinition, StepKind
 from services.core.engine.state import InstanceState, InstanceStatus, TaskState, TaskStatus
 from services.core.instances.models import IdempotencyRecord, InstanceRecord, TaskRecord
-from services.core.pg import json_text, pg_arrays, pg_columns
+from services.core.pg import pg_json, pg_rows
 
 INSTANCES: sa.Table = InstanceRecord.__table__  # type: ignore[attr-defined]
 TASKS: sa.Table = TaskRecord.__table__  # type: ignore[attr-defined]
@@ -196,7 +197,7 @@ async def insert(
     pg = await asyncpg_connection(session)
     if pg is not None:
         values = dataclasses.asdict(row)
-        values["context"] = json_text(row.context)
+        values["context"] = pg_json(row.context)
         await pg.execute(_PG_INSERT_INSTANCE, *(values[name] for name in _INSTANCE_COLUMNS))
         await _pg_insert_tasks(pg, opened)
         return
@@ -211,26 +212,31 @@ async def save(
     before: InstanceState,
     after: InstanceState,
     *,
+    events: Sequence[dict[str, Any]],
     event_count: int,
     head_hash: str,
 ) -> bool:
-    """Write `after` over `before`: False (and nothing written) if the instance is no
-    longer at `before.version`, i.e. another change won."""
+    """Write `after` over `before`, and append `events` (chained rows from `audit.chain`,
+    with their outbox rows): False, and nothing written, if the instance is no longer at
+    `before.version`, i.e. another change won. The instance row's `event_count` and
+    `head_hash` seal the chain with its newest event."""
     opened, changed = _new_task_rows(definition, before, after)
     changes = _instance_changes(after, event_count, head_hash)
+    subjects = {after.id: (after.satker, after.sop_code)}
     pg = await asyncpg_connection(session)
     if pg is not None:
-        status = await pg.execute(
-            _PG_UPDATE_INSTANCE,
+        # One statement, one round trip: every part is a no-op unless the instance
+        # update found the expected version.
+        written = await pg.fetchval(
+            _PG_SAVE,
             after.id,
             before.version,
             *(changes[name] for name in _INSTANCE_CHANGES),
+            pg_json(changed),
+            pg_json(opened),
+            *audit.pg_event_arguments(events, subjects),
         )
-        if status != "UPDATE 1":
-            return False
-        await _pg_update_tasks(pg, changed)
-        await _pg_insert_tasks(pg, opened)
-        return True
+        return bool(written)
     result = await session.execute(
         _UPDATE_INSTANCE, {"b_id": after.id, "b_version": before.version, **changes}
     )
@@ -240,6 +246,7 @@ async def save(
         await session.execute(_UPDATE_TASK, [{"b_id": row["id"], **row} for row in changed])
     if opened:
         await session.execute(sa.insert(TASKS), opened)
+    await audit.insert(session, events, subjects=subjects)
     return True
 
 
@@ -316,10 +323,10 @@ async def save_watch(
     if pg is not None:
         status = await pg.execute(
             _PG_WATCH_INSTANCES,
-            *pg_columns(_WATCHED_INSTANCE, instances, _WATCHED_INSTANCE.c.keys()),
+            pg_json(instances),
         )
         if tasks:
-            await pg.execute(_PG_WATCH_TASKS, *pg_columns(TASKS, tasks, ("id", *WATCH_TASK)))
+            await pg.execute(_PG_WATCH_TASKS, pg_json(tasks))
         return int(status.rsplit(" ", 1)[1])
     result = await session.execute(
         _WATCH_INSTANCE,
@@ -417,31 +424,40 @@ _PG_INSERT_INSTANCE = (
     f"INSERT INTO instance ({', '.join(_INSTANCE_COLUMNS)}) VALUES "
     f"({', '.join(f'${i + 1}' for i in range(len(_INSTANCE_COLUMNS)))})"
 )
-_PG_UPDATE_INSTANCE = (
-    "UPDATE instance SET "
-    + ", ".join(f"{name} = ${i + 3}" for i, name in enumerate(_INSTANCE_CHANGES))
-    + " WHERE id = $1 AND version = $2"
-)
 _TASK_INSERT_COLUMNS = _TASK_FIELDS + _TASK_PLACE
+# `save` on PostgreSQL: parameters $1 (id), $2 (expected version), the instance's new
+# values, then the changed tasks, the opened tasks, the events and their outbox rows.
+_SAVED = "EXISTS (SELECT FROM saved_instance)"
+_INSTANCE_SET = ", ".join(f"{name} = ${i + 3}" for i, name in enumerate(_INSTANCE_CHANGES))
+_TASK_SET = ", ".join(f"{name} = u.{name}" for name in _TASK_FIELDS if name != "id")
+_CHANGED_AT = 3 + len(_INSTANCE_CHANGES)
+_PG_SAVE = f"""
+WITH saved_instance AS (
+    UPDATE instance SET {_INSTANCE_SET} WHERE id = $1 AND version = $2 RETURNING id
+),
+changed_task AS (
+    UPDATE task SET {_TASK_SET}
+    FROM {pg_rows(TASKS, _TASK_FIELDS, _CHANGED_AT)}
+    WHERE task.id = u.id AND {_SAVED}
+),
+opened_task AS (
+    INSERT INTO task ({", ".join(_TASK_INSERT_COLUMNS)})
+    SELECT {", ".join(_TASK_INSERT_COLUMNS)}
+    FROM {pg_rows(TASKS, _TASK_INSERT_COLUMNS, _CHANGED_AT + 1)}
+    WHERE {_SAVED}
+),
+{audit.pg_events_cte(_CHANGED_AT + 2, guard=_SAVED)}
+SELECT count(*) FROM saved_instance
+"""
 _PG_INSERT_TASKS = (
     f"INSERT INTO task ({', '.join(_TASK_INSERT_COLUMNS)}) "
-    f"SELECT {', '.join(_TASK_INSERT_COLUMNS)} FROM {pg_arrays(TASKS, _TASK_INSERT_COLUMNS)}"
-)
-_PG_UPDATE_TASKS = (
-    "UPDATE task SET "
-    + ", ".join(f"{name} = u.{name}" for name in _TASK_FIELDS if name != "id")
-    + f" FROM {pg_arrays(TASKS, _TASK_FIELDS)} WHERE task.id = u.id"
+    f"SELECT {', '.join(_TASK_INSERT_COLUMNS)} FROM {pg_rows(TASKS, _TASK_INSERT_COLUMNS, 1)}"
 )
 
 
 async def _pg_insert_tasks(pg: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
     if rows:
-        await pg.execute(_PG_INSERT_TASKS, *pg_columns(TASKS, rows, _TASK_INSERT_COLUMNS))
-
-
-async def _pg_update_tasks(pg: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    if rows:
-        await pg.execute(_PG_UPDATE_TASKS, *pg_columns(TASKS, rows, _TASK_FIELDS))
+        await pg.execute(_PG_INSERT_TASKS, pg_json(rows))
 
 
 _PG_DUE_CANDIDATES = """
@@ -468,11 +484,11 @@ _WATCHED_INSTANCE = sa.Table(
 _PG_WATCH_INSTANCES = (
     "UPDATE instance SET "
     + ", ".join(f"{name} = u.{name}" for name in WATCH_INSTANCE)
-    + f" FROM {pg_arrays(_WATCHED_INSTANCE, _WATCHED_INSTANCE.c.keys())}"
+    + f" FROM {pg_rows(_WATCHED_INSTANCE, _WATCHED_INSTANCE.c.keys(), 1)}"
     + " WHERE instance.id = u.id AND instance.version = u.expected_version"
 )
 _PG_WATCH_TASKS = (
     "UPDATE task SET "
     + ", ".join(f"{name} = u.{name}" for name in WATCH_TASK)
-    + f" FROM {pg_arrays(TASKS, ('id', *WATCH_TASK))} WHERE task.id = u.id"
+    + f" FROM {pg_rows(TASKS, ('id', *WATCH_TASK), 1)} WHERE task.id = u.id"
 )

@@ -389,12 +389,17 @@ async def apply(
     event_count = rows[-1]["seq"] if rows else record.event_count
     head_hash = rows[-1]["hash"] if rows else record.head_hash
     if not await repository.save(
-        session, definition, state, decision.state, event_count=event_count, head_hash=head_hash
+        session,
+        definition,
+        state,
+        decision.state,
+        events=rows,
+        event_count=event_count,
+        head_hash=head_hash,
     ):
         raise ConcurrentModification(
             "The instance was changed by another request at the same time; reload and retry"
         )
-    await audit.insert(session, rows, subjects={record.id: (record.satker_id, record.sop_code)})
     after = decision.state
     # The row as stored now.
     record = dataclasses.replace(
