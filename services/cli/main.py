@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from enum import StrEnum
@@ -101,14 +102,30 @@ def dev(
         embedded = EmbeddedRedis(settings.data_dir)
         env["ALUR_REDIS__URL"] = embedded.url
     alur = [sys.executable, "-m", "services.cli.main"]
-    worker_process = subprocess.Popen([*alur, "worker"], env=env)
+
+    def stop(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # A SIGTERM (a service manager, a test) stops the API and the worker too, as Ctrl-C
+    # does; Python's default would end this process alone and orphan them.
+    signal.signal(signal.SIGTERM, stop)
+    children = []
     try:
-        subprocess.run([*alur, "serve", "--port", str(port or _port())], env=env, check=False)
+        children.append(subprocess.Popen([*alur, "worker"], env=env))
+        children.append(subprocess.Popen([*alur, "serve", "--port", str(port or _port())], env=env))
+        children[-1].wait()
     except KeyboardInterrupt:
         pass
     finally:
-        worker_process.terminate()
-        worker_process.wait(timeout=15)
+        for child in children:
+            if child.poll() is None:
+                child.terminate()
+        for child in children:
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
         if embedded is not None:
             embedded.close()
 

@@ -129,11 +129,21 @@ async def asyncpg_connection(session: AsyncSession) -> asyncpg.Connection | None
     bind = session.bind
     if bind is None or bind.dialect.driver != "asyncpg":
         return None
+    # The same transaction asks again (a load, then a save): its connection is known.
+    transaction = session.sync_session.get_transaction()
+    known = session.info.get(_DRIVER_KEY)
+    if known is not None and transaction is not None and known[0] is transaction:
+        driver: asyncpg.Connection = known[1]
+        return driver
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     adapted: Any = raw.dbapi_connection
     # The dialect's own lazy BEGIN (`_start_transaction`), as its cursor does it.
     if adapted._transaction is None:
         await adapted._start_transaction()
-    driver: asyncpg.Connection = raw.driver_connection
+    driver = raw.driver_connection
+    session.info[_DRIVER_KEY] = (session.sync_session.get_transaction(), driver)
     return driver
+
+
+_DRIVER_KEY = "alur.asyncpg_connection"

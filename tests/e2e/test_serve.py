@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -46,8 +47,36 @@ def embedded_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
+def _children(pid: int) -> set[int]:
+    """The processes whose parent is `pid` (from /proc)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(stat[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@dataclass
+class DevServer:
+    url: str
+    process: subprocess.Popen[bytes]
+
+
 @pytest.fixture
-def dev_server(embedded_env: dict[str, str]) -> Iterator[str]:
+def dev_server(embedded_env: dict[str, str]) -> Iterator[DevServer]:
     port = _free_port()
     process = subprocess.Popen(
         [*ALUR, "dev", "--port", str(port)], env=embedded_env, cwd=PROJECT_ROOT
@@ -55,18 +84,29 @@ def dev_server(embedded_env: dict[str, str]) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(f"{base}/readyz", process)
-        yield base
+        yield DevServer(base, process)
     finally:
         process.terminate()
         process.wait(timeout=30)
 
 
-def test_dev_mode_serves_the_catalog(dev_server: str) -> None:
-    sops = httpx.get(f"{dev_server}/v1/sops", timeout=5).json()["items"]
+def test_dev_mode_serves_the_catalog(dev_server: DevServer) -> None:
+    sops = httpx.get(f"{dev_server.url}/v1/sops", timeout=5).json()["items"]
     assert len(sops) == 12
-    bpmn = httpx.get(f"{dev_server}/v1/sops/10/diagram", params={"format": "bpmn"}, timeout=5)
+    bpmn = httpx.get(f"{dev_server.url}/v1/sops/10/diagram", params={"format": "bpmn"}, timeout=5)
     assert bpmn.status_code == 200
     assert b"laneSet" in bpmn.content
+
+
+def test_dev_mode_stops_its_api_and_worker_on_sigterm(dev_server: DevServer) -> None:
+    children = _children(dev_server.process.pid)
+    assert len(children) >= 2  # the API and the worker (and the embedded Redis)
+    dev_server.process.terminate()
+    assert dev_server.process.wait(timeout=30) is not None
+    deadline = time.monotonic() + 20
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not [pid for pid in children if _alive(pid)], "alur dev left processes behind"
 
 
 def test_invalid_catalog_refuses_to_start(embedded_env: dict[str, str], tmp_path: Path) -> None:

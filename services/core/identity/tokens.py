@@ -9,12 +9,14 @@ checks always read the wall clock.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -30,6 +32,8 @@ REALM = "alur"
 SUPPORTED_ALGORITHMS = ("HS256", "RS256", "ES256")
 # The JWK key type each asymmetric algorithm is verified with.
 _KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
+# Tokens whose signature a verifier remembers having checked (least recently used out).
+VERIFIED_TOKEN_CACHE = 4096
 _DEFAULT_ALGORITHM = {kty: alg for alg, kty in _KEY_TYPES.items()}
 
 
@@ -106,6 +110,10 @@ class TokenVerifier:
                 f"ALUR_AUTH__ALGORITHMS (supported: {', '.join(SUPPORTED_ALGORITHMS)})"
             )
         self._algorithms = frozenset(auth.algorithms)
+        # Clients send the same token with every request until it expires: its signature
+        # is checked once, its claims (exp, nbf, iss, aud...) on every request. Only
+        # tokens that passed are kept; the keys are fixed for the verifier's life.
+        self._signed_claims = functools.lru_cache(maxsize=VERIFIED_TOKEN_CACHE)(self._claims_of)
         self._issuer = auth.issuer
         self._audience = auth.audience
         self._leeway = auth.leeway_seconds
@@ -135,6 +143,10 @@ class TokenVerifier:
         token = token.strip()
         if not token:
             raise TokenMissing()
+        return self._principal(self._signed_claims(token), now or datetime.now(UTC))
+
+    def _claims_of(self, token: str) -> Mapping[str, Any]:
+        """The claims of a token whose algorithm and signature are good (not yet checked)."""
         try:
             header = jws.get_unverified_header(token)
         except JOSEError:
@@ -149,7 +161,7 @@ class TokenVerifier:
             raise Unauthorized("The token payload is not JSON") from None
         if not isinstance(claims, dict):
             raise Unauthorized("The token payload is not a JSON object")
-        return self._principal(claims, now or datetime.now(UTC))
+        return MappingProxyType(claims)
 
     def _allowed_algorithm(self, header: Mapping[str, Any]) -> str:
         algorithm = header.get("alg")
