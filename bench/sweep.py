@@ -65,7 +65,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import resource
 import secrets
 import signal
@@ -81,7 +80,6 @@ from typing import Any
 
 import asyncpg
 from scratch import Database, admin, scratch_database
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core import migrate
@@ -90,7 +88,7 @@ from services.core.catalog.loader import load_catalog
 from services.core.catalog.service import sync_catalog
 from services.core.db import create_engine, session_factory, unit_of_work
 from services.core.engine.definition import SopDefinition
-from services.core.instances import deadlines
+from services.core.instances import deadlines, repository
 from services.core.instances.service import Services
 from services.core.settings import get_settings
 
@@ -254,8 +252,8 @@ class Phases:
     """
 
     TARGETS: tuple[tuple[Any, str, str], ...] = (
-        (deadlines, "_due", "select + lock"),
-        (deadlines, "_write", "update instances/tasks"),
+        (repository, "load_due", "select + lock"),
+        (repository, "save_watch", "update instances/tasks"),
         (audit, "insert", "insert events + outbox"),
     )
 
@@ -337,55 +335,24 @@ async def one_sweep(engine: AsyncEngine, services: Services, limit: int) -> Swee
     )
 
 
-class StatementCapture:
-    """The SQL text and parameters of the due-selection statements the sweep issues."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.statements: dict[str, tuple[str, tuple[Any, ...]]] = {}
-        self._engine = engine.sync_engine
-        event.listen(self._engine, "before_cursor_execute", self._seen)
-
-    def _seen(
-        self,
-        _connection: Any,
-        _cursor: Any,
-        statement: str,
-        parameters: Any,
-        _context: Any,
-        executemany: bool,
-    ) -> None:
-        flat = " ".join(statement.split())
-        if executemany or "next_check_at <=" not in flat or "FOR UPDATE" in flat:
-            return
-        table = re.search(r"FROM (\w+)", flat)
-        if table and table.group(1) in ("task", "instance"):
-            self.statements.setdefault(table.group(1), (statement, tuple(parameters)))
-
-    def close(self) -> None:
-        event.remove(self._engine, "before_cursor_execute", self._seen)
-
-
-async def explain(
-    database: Database, statements: dict[str, tuple[str, tuple[Any, ...]]], now: datetime
-) -> dict[str, dict[str, Any]]:
-    """EXPLAIN ANALYZE each captured statement at `now` (its clock parameter replaced)."""
-    plans = {}
+async def explain(database: Database, now: datetime, limit: int) -> dict[str, dict[str, Any]]:
+    """EXPLAIN ANALYZE the sweep's due selection (one statement for tasks and instances)."""
     connection = await asyncpg.connect(database.dsn)
     try:
-        for table, (statement, parameters) in sorted(statements.items()):
-            values = [now if isinstance(p, datetime) else p for p in parameters]
-            rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", *values)
-            text = [row[0] for row in rows]
-            index = f"ix_{table}_next_check"
-            plans[table] = {
-                "statement": " ".join(statement.split()),
-                "index_used": any(index in line for line in text),
-                "index": index,
-                "plan": text,
-            }
+        statement = repository.DUE_CANDIDATES
+        rows = await connection.fetch(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", now, limit)
+        text = [row[0] for row in rows]
     finally:
         await connection.close()
-    return plans
+    return {
+        table: {
+            "statement": " ".join(statement.split()),
+            "index_used": any(f"ix_{table}_next_check" in line for line in text),
+            "index": f"ix_{table}_next_check",
+            "plan": text,
+        }
+        for table in ("task", "instance")
+    }
 
 
 # --- report ---------------------------------------------------------------------------
@@ -442,9 +409,9 @@ def report(
         print(f"  {name:40} {seconds:7.3f} s  {100 * seconds / last.seconds:5.1f} %")
     for table, plan in plans.items():
         verdict = "uses" if plan["index_used"] else "DOES NOT use"
-        print(f"due selection on {table} {verdict} {plan['index']}:")
-        for line in plan["plan"]:
-            print(f"    {line}")
+        print(f"due selection on {table} {verdict} {plan['index']}")
+    for line in next(iter(plans.values()))["plan"]:
+        print(f"    {line}")
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": cpus,
@@ -520,16 +487,14 @@ async def run(args: argparse.Namespace, database: Database) -> dict[str, Any]:
     catalog = load_catalog(args.catalog)
     services = Services(roles={role.id: role for role in catalog.roles})
     engine = create_engine(get_settings())
-    capture = StatementCapture(engine)
     try:
         await one_sweep(engine, services, args.limit)  # warm-up: connection, caches
-        capture.close()
         idle = [await one_sweep(engine, services, args.limit) for _ in range(args.idle_runs)]
         due_runs = []
         for repeat in range(args.repeats):
             made = await make_due(database, args.open, args.due, datetime.now(UTC))
             if repeat == 0:
-                plans = await explain(database, capture.statements, datetime.now(UTC))
+                plans = await explain(database, datetime.now(UTC), args.limit)
             print(f"sweeping {made:,} due tasks ({repeat + 1}/{args.repeats})...")
             due_runs.append(await one_sweep(engine, services, args.limit))
             if due_runs[-1].events != EVENTS_PER_DUE_TASK * args.due:

@@ -24,7 +24,7 @@ from services.api.instances.schemas import (
     instance_public,
 )
 from services.api.problems import problem_responses
-from services.core.db import utcnow
+from services.core.db import statements_stand_alone, utcnow
 from services.core.engine.definition import StepKind
 from services.core.engine.errors import TaskNotFound
 from services.core.engine.state import (
@@ -94,6 +94,8 @@ async def _command(
 ) -> InstancePublic:
     """Apply one command to the instance and answer its new state (with the ETag)."""
     now = utcnow()
+    # Applying a command writes one statement: no transaction block needed around it.
+    statements_stand_alone(work.session)
     applied = await instances.apply(
         work.session,
         context.services,

@@ -54,16 +54,23 @@ def _plan(
     thresholds: Sequence[datetime],
     now: datetime,
 ) -> tuple[bool, list[int], datetime | None]:
-    """(warn now?, levels to fire now, when to look again)."""
+    """(warn now?, levels to fire now, when to look again).
+
+    `thresholds` do not decrease (level n + 1 never falls before level n): only the
+    levels due now and the next one are looked at, since each may cost a working-time
+    computation (the sweep computes them on demand)."""
     warn = warned_at is None and warn_at is not None and warn_at <= now
     if due_at is not None and now >= due_at:
         warn = False  # straight to overdue: a warning after the fact helps nobody
     top = min(len(chain), len(thresholds))
-    fire = [n for n in range(level + 1, top + 1) if thresholds[n - 1] <= now]
-    reached = fire[-1] if fire else level
-    upcoming = [thresholds[n - 1] for n in range(reached + 1, top + 1)]
+    fire = []
+    reached = level
+    while reached < top and thresholds[reached] <= now:
+        reached += 1
+        fire.append(reached)
+    upcoming = [thresholds[reached]] if reached < top else []
     if warned_at is None and not warn and warn_at is not None and warn_at > now:
-        upcoming.insert(0, warn_at)
+        upcoming.append(warn_at)
     return warn, fire, min(upcoming) if upcoming else None
 
 

@@ -177,11 +177,11 @@ async def load(
     """The instance and its tasks (oldest first), or None."""
     pg = await asyncpg_connection(session)
     if pg is not None:
-        row = await pg.fetchrow(_PG_SELECT_INSTANCE, instance_id)
+        row = await pg.fetchrow(_PG_LOAD, instance_id)
         if row is None:
             return None
-        tasks = await pg.fetch(_PG_SELECT_TASKS, instance_id)
-        return InstanceRow(**row), tuple(task_state(task) for task in tasks)
+        instance = InstanceRow(*(row[name] for name in _INSTANCE_COLUMNS))
+        return instance, tuple(task_state(task) for task in row["tasks"])
     found = (await session.execute(_SELECT_INSTANCE, {"id": instance_id})).mappings().first()
     if found is None:
         return None
@@ -262,7 +262,7 @@ async def load_due(
     """
     pg = await asyncpg_connection(session)
     if pg is not None:
-        candidates = await pg.fetch(_PG_DUE_CANDIDATES, now, limit)
+        candidates = await pg.fetch(DUE_CANDIDATES, now, limit)
         full = any(
             sum(1 for row in candidates if row["source"] == source) >= limit
             for source in ("task", "instance")
@@ -416,9 +416,12 @@ _UPDATE_TASK = (
 # --- asyncpg, PostgreSQL ------------------------------------------------------------------
 
 
-_PG_SELECT_INSTANCE = f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instance WHERE id = $1"
-_PG_SELECT_TASKS = (
-    f"SELECT {', '.join(TASKS.c.keys())} FROM task WHERE instance_id = $1 ORDER BY opened_at, id"
+# One round trip: the tasks come along as an array of `task` rows (asyncpg decodes the
+# composite type, fields by name).
+_PG_LOAD = (
+    f"SELECT {', '.join(f'i.{name}' for name in _INSTANCE_COLUMNS)}, "
+    "ARRAY(SELECT t FROM task AS t WHERE t.instance_id = i.id ORDER BY t.opened_at, t.id) "
+    "AS tasks FROM instance AS i WHERE i.id = $1"
 )
 _PG_INSERT_INSTANCE = (
     f"INSERT INTO instance ({', '.join(_INSTANCE_COLUMNS)}) VALUES "
@@ -460,7 +463,7 @@ async def _pg_insert_tasks(pg: asyncpg.Connection, rows: Sequence[Mapping[str, A
         await pg.execute(_PG_INSERT_TASKS, pg_json(rows))
 
 
-_PG_DUE_CANDIDATES = """
+DUE_CANDIDATES = """
 (SELECT instance_id AS id, 'task' AS source FROM task
  WHERE next_check_at <= $1 AND status = 'open' ORDER BY next_check_at LIMIT $2)
 UNION ALL
