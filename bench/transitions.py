@@ -31,7 +31,8 @@ shared CPUs 2-4 ms per request.
 
 Everything runs in a scratch database (`alur_bench_<random>`) created next to
 `--postgres-url` and dropped at the end; the API runs with access logging off (level
-WARNING) and its log goes to `<out dir>/transitions-api-<n>.log`.
+WARNING), a database pool of `--concurrency` connections per process, and its log goes to
+`<out dir>/transitions-api-<n>.log`.
 
 Run it with `make bench`, or::
 
@@ -890,6 +891,8 @@ async def main() -> int:
         "ALUR_REDIS__URL": args.redis_url,
         # uvicorn's access log would cost the API a log line per transition.
         "ALUR_LOG__LEVEL": "WARNING",
+        # One connection per concurrent request, so that a process never waits for one.
+        "ALUR_DATABASE__POOL_SIZE": str(args.concurrency),
     }
     await admin(database, f'CREATE DATABASE "{database.name}"')
     try:

@@ -42,7 +42,11 @@ class DatabaseSettings(BaseModel):
         description="SQLAlchemy async URL; unset means the embedded SQLite file "
         "`<data_dir>/alur.db`. PostgreSQL: `postgresql+asyncpg://user@host/db`.",
     )
-    pool_size: int = Field(default=10, ge=1, description="Connections per process (PostgreSQL).")
+    pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="Connections per process (PostgreSQL); requests beyond wait for one.",
+    )
     echo: bool = Field(default=False, description="Log every SQL statement.")
 
 
