@@ -266,10 +266,12 @@ def percentile(sorted_values: list[float], fraction: float) -> float:
 
 
 async def checkpoint(database: Database) -> None:
-    # Each measurement starts from a clean checkpoint, so neither pays for the other's
-    # dirty pages.
+    # Each measurement starts from fresh planner statistics, as a database in service has
+    # them (autovacuum would take a minute to notice the seeded rows), and from a clean
+    # checkpoint, so neither measurement pays for the other's dirty pages.
     connection = await asyncpg.connect(database.dsn)
     try:
+        await connection.execute("ANALYZE")
         await connection.execute("CHECKPOINT")
     finally:
         await connection.close()

@@ -441,7 +441,7 @@ WITH saved_instance AS (
 changed_task AS (
     UPDATE task SET {_TASK_SET}
     FROM {pg_rows(TASKS, _TASK_FIELDS, _CHANGED_AT)}
-    WHERE task.id = u.id AND {_SAVED}
+    WHERE task.instance_id = $1 AND task.id = u.id AND {_SAVED}
 ),
 opened_task AS (
     INSERT INTO task ({", ".join(_TASK_INSERT_COLUMNS)})
