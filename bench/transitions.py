@@ -11,7 +11,8 @@ What is measured
    Seeding starts each instance and completes its first step, and starts enough of them
    that each sees about `--transitions-per-instance` transitions (a transition reads and
    returns the instance's whole task history, which grows by one task each time).
-   Run once per `--api-workers` entry (uvicorn processes of `alur serve`).
+   Run once per `--api-workers` entry: that many API processes (`alur serve` replicas,
+   each on its own port), the load generator's connections spread evenly over them.
 2. The ceiling: `pgbench` on the same database with a custom script doing the writes of
    one transition in one transaction: lock the instance row (SELECT ... FOR UPDATE),
    update it (version + 1), close its open task, open the next one, and append two audit
@@ -121,7 +122,7 @@ class CpuUse:
 
 @dataclass
 class ApiResult:
-    uvicorn_workers: int
+    api_processes: int
     instances: int
     transitions: int
     errors: int
@@ -208,7 +209,7 @@ class CpuMeter:
     """CPU used between `start` and `stop` by the server, the database, the load generator
     (a process tree, or this process when `generator` is None) and the machine."""
 
-    def __init__(self, database: str, server: int | None, generator: int | None) -> None:
+    def __init__(self, database: str, server: list[int], generator: int | None) -> None:
         self._database = database
         self._server = server
         self._generator = generator
@@ -222,7 +223,7 @@ class CpuMeter:
 
     def start(self) -> None:
         self._groups = {
-            "server": _tree(self._server) if self._server is not None else [],
+            "server": [pid for root in self._server for pid in _tree(root)],
             "database": _backends(self._database),
             "load_generator": _tree(self._generator) if self._generator is not None else [],
         }
@@ -282,36 +283,42 @@ async def checkpoint(database: Database) -> None:
 
 @contextmanager
 def api_server(
-    env: dict[str, str], workers: int, log_path: Path
-) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [
-                str(ROOT / ".venv" / "bin" / "alur"),
-                "serve",
-                "--port",
-                str(port),
-                "--workers",
-                str(workers),
-            ],
-            env=env,
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            # Its own group, so that stopping it reaches the uvicorn worker processes too.
-            start_new_session=True,
-        )
-        try:
-            yield f"http://127.0.0.1:{port}", process
-        finally:
+    env: dict[str, str], replicas: int, log_dir: Path
+) -> Iterator[list[tuple[str, subprocess.Popen[bytes], Path]]]:
+    """`replicas` API processes (`alur serve`, one uvicorn worker each), each on its own
+    port: (base URL, process, log file) of each.
+
+    Separate processes rather than `uvicorn --workers N` behind one socket: there, the
+    first worker to wake accepts every connection a client opens at once (seen here: all
+    32 on one of two workers), which measures one process, not N. Replicas behind a
+    balancer are how Alur scales out; the load generator spreads its connections over
+    them evenly."""
+    started: list[tuple[str, subprocess.Popen[bytes], Path]] = []
+    try:
+        for replica in range(replicas):
+            port = free_port()
+            log_path = log_dir / f"transitions-api-{replicas}-{replica}.log"
+            with log_path.open("wb") as log:
+                process = subprocess.Popen(
+                    [str(ROOT / ".venv" / "bin" / "alur"), "serve", "--port", str(port)],
+                    env=env,
+                    cwd=ROOT,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            started.append((f"http://127.0.0.1:{port}", process, log_path))
+        yield started
+    finally:
+        for _, process, _ in started:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
-                try:
-                    process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    os.killpg(process.pid, signal.SIGKILL)
-                    process.wait()
+        for _, process, _ in started:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 async def wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
@@ -340,18 +347,23 @@ async def wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: 
 class HttpxClient:
     """httpx.AsyncClient, HTTP/1.1, one pool of `connections` keep-alive connections."""
 
-    def __init__(self, base_url: str, connections: int) -> None:
-        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-        self._client = httpx.AsyncClient(
-            base_url=base_url, limits=limits, http2=False, timeout=REQUEST_TIMEOUT_S
-        )
+    def __init__(self, base_urls: list[str], connections: int) -> None:
+        per_server = max(connections // len(base_urls), 1)
+        limits = httpx.Limits(max_connections=per_server, max_keepalive_connections=per_server)
+        self._clients = [
+            httpx.AsyncClient(base_url=url, limits=limits, http2=False, timeout=REQUEST_TIMEOUT_S)
+            for url in base_urls
+        ]
+        self._next = 0
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
-        response = await self._client.post(path, content=body, headers=headers)
+        self._next = (self._next + 1) % len(self._clients)
+        response = await self._clients[self._next].post(path, content=body, headers=headers)
         return response.status_code, response.content
 
     async def aclose(self) -> None:
-        await self._client.aclose()
+        for client in self._clients:
+            await client.aclose()
 
 
 class RawClient:
@@ -363,14 +375,14 @@ class RawClient:
     It speaks just enough HTTP for uvicorn's answers: a Content-Length body.
     """
 
-    def __init__(self, base_url: str, connections: int) -> None:
-        url = httpx.URL(base_url)
-        self._host, self._port = url.host, url.port or 80
-        self._idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = (
-            asyncio.Queue()
-        )
-        for _ in range(connections):
-            self._idle.put_nowait(None)  # opened on first use
+    def __init__(self, base_urls: list[str], connections: int) -> None:
+        # Connection i goes to server i mod n: the same share for every server.
+        self._servers = [httpx.URL(url) for url in base_urls]
+        self._host = self._servers[0].host
+        Slot = tuple[int, tuple[asyncio.StreamReader, asyncio.StreamWriter] | None]
+        self._idle: asyncio.Queue[Slot] = asyncio.Queue()
+        for slot in range(connections):
+            self._idle.put_nowait((slot % len(self._servers), None))  # opened on first use
 
     async def post(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
         head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
@@ -378,10 +390,11 @@ class RawClient:
             f"POST {path} HTTP/1.1\r\nhost: {self._host}\r\n{head}"
             f"content-length: {len(body)}\r\n\r\n"
         ).encode() + body
-        connection = await self._idle.get()
+        server, connection = await self._idle.get()
         try:
             if connection is None:
-                connection = await asyncio.open_connection(self._host, self._port)
+                url = self._servers[server]
+                connection = await asyncio.open_connection(url.host, url.port or 80)
             reader, writer = connection
             async with asyncio.timeout(REQUEST_TIMEOUT_S):
                 writer.write(request)
@@ -399,11 +412,11 @@ class RawClient:
             connection = None
             raise
         finally:
-            self._idle.put_nowait(connection)
+            self._idle.put_nowait((server, connection))
 
     async def aclose(self) -> None:
         while not self._idle.empty():
-            connection = self._idle.get_nowait()
+            _, connection = self._idle.get_nowait()
             if connection is not None:
                 connection[1].close()
 
@@ -530,18 +543,20 @@ async def measure_api(
     env: dict[str, str],
     tokens: dict[str, str],
     args: argparse.Namespace,
-    uvicorn_workers: int,
+    replicas: int,
 ) -> ApiResult:
-    log_path = args.out.parent / f"transitions-api-{uvicorn_workers}.log"
-    with api_server(env, uvicorn_workers, log_path) as (base_url, process):
-        await wait_ready(base_url, process, log_path)
-        client = CLIENTS[args.client](base_url, args.concurrency)
+    with api_server(env, replicas, args.out.parent) as servers:
+        for base_url, process, log_path in servers:
+            await wait_ready(base_url, process, log_path)
+        client = CLIENTS[args.client]([url for url, _, _ in servers], args.concurrency)
         try:
             driver = Driver(client, tokens)
             owned = await seed_instances(driver, args)
             ids = [instance.id for instances in owned for instance in instances]
             await checkpoint(database)
-            meter = CpuMeter(database.name, server=process.pid, generator=None)
+            meter = CpuMeter(
+                database.name, server=[process.pid for _, process, _ in servers], generator=None
+            )
             run = driver.start(owned, args.warmup, args.seconds)
             await asyncio.sleep(max(driver.window[0] - time.perf_counter(), 0))
             meter.start()
@@ -562,7 +577,7 @@ async def measure_api(
     window = driver.window[1] - driver.window[0]
     rate = len(latencies) / window
     return ApiResult(
-        uvicorn_workers=uvicorn_workers,
+        api_processes=replicas,
         instances=len(ids),
         transitions=len(latencies),
         errors=len(driver.errors),
@@ -693,7 +708,7 @@ async def measure_pgbench(database: Database, args: argparse.Namespace) -> Pgben
             *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT
         )
         output = asyncio.ensure_future(process.communicate())
-        meter = CpuMeter(database.name, server=None, generator=process.pid)
+        meter = CpuMeter(database.name, server=[], generator=process.pid)
         await asyncio.sleep(args.warmup)
         meter.start()
         # Stopped a little before pgbench ends: its backends' CPU is unreadable once they
@@ -760,7 +775,7 @@ def report(
     )
     rows = [
         (
-            f"API, {r.uvicorn_workers} uvicorn worker{'s' if r.uvicorn_workers > 1 else ''}",
+            f"API, {r.api_processes} process{'es' if r.api_processes > 1 else ''}",
             r.transitions_per_s,
             r.p50_ms,
             r.p99_ms,
@@ -802,7 +817,7 @@ def report(
         )
     print("-" * len(header))
     print(
-        f"ratio API ({best.uvicorn_workers} uvicorn worker(s)) / pgbench = {ratio:.3f}; target "
+        f"ratio API ({best.api_processes} process(es)) / pgbench = {ratio:.3f}; target "
         f">= {TARGET_TPS:.0f}/s with p99 <= {TARGET_P99_MS:.0f} ms and ratio >= {TARGET_RATIO}: "
         f"{'MET' if met else 'NOT MET'}"
     )
@@ -816,7 +831,7 @@ def report(
         "sop": SOP,
         "api": [asdict(result) for result in api],
         "pgbench": asdict(pgbench),
-        "best_api_uvicorn_workers": best.uvicorn_workers,
+        "best_api_processes": best.api_processes,
         "ratio": round(ratio, 3),
         "target": {"transitions_per_s": TARGET_TPS, "p99_ms": TARGET_P99_MS, "ratio": TARGET_RATIO},
         "target_met": met,
@@ -831,7 +846,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--api-workers",
         default="1,2",
-        help="uvicorn process counts to measure, comma separated",
+        help="API process counts (replicas) to measure, comma separated",
     )
     parser.add_argument(
         "--transitions-per-instance",
@@ -911,7 +926,7 @@ async def main() -> int:
             raise RuntimeError(f"alur migrate failed:\n{output.decode(errors='replace')}")
         api = []
         for workers in args.api_workers:
-            print(f"API with {workers} uvicorn worker(s): seeding, warming up, measuring...")
+            print(f"API in {workers} process(es): seeding, warming up, measuring...")
             api.append(await measure_api(database, env, tokens, args, workers))
         print("pgbench: seeding, measuring...")
         pgbench = await measure_pgbench(database, args)
@@ -923,7 +938,7 @@ async def main() -> int:
     failures = [result for result in api if result.errors or not result.transitions]
     for result in failures:
         print(
-            f"error: {result.errors} failed transitions with {result.uvicorn_workers} worker(s), "
+            f"error: {result.errors} failed transitions with {result.api_processes} process(es), "
             f"e.g. {result.error_samples[:1]}",
             file=sys.stderr,
         )
