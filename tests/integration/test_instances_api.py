@@ -452,3 +452,22 @@ async def test_every_event_has_an_outbox_row(
             )
         ).scalars()
         assert list(outbox) == types
+
+
+async def test_a_command_answers_exactly_what_reading_the_instance_shows(
+    client: httpx.AsyncClient, auth_headers: TokenFactory
+) -> None:
+    # Commands write their answer with orjson, reads through the pydantic model: the same
+    # JSON, field for field and byte for byte in every value (datetimes included).
+    author = auth_headers(["pembuat_artikel"])
+    instance = await _start(client, author)
+    answered = await _transition(client, instance["id"], author, step="siapkan_sumber_data")
+    assert answered.status_code == 200
+    assert answered.headers["content-type"] == "application/json"
+    read = await client.get(f"/v1/instances/{instance['id']}", headers=author)
+    assert answered.headers["etag"] == read.headers["etag"] == '"2"'
+    assert answered.json() == read.json()
+    assert list(answered.json()) == list(read.json())
+    completed = answered.json()["tasks"][0]
+    assert completed["completed_at"].endswith("Z")
+    assert completed["opened_at"] == read.json()["tasks"][0]["opened_at"]
