@@ -768,11 +768,15 @@ def report(
 ) -> dict[str, Any]:
     best = max(api, key=lambda result: result.transitions_per_s)
     ratio = best.transitions_per_s / pgbench.tps if pgbench.tps else float("nan")
-    met = (
-        best.transitions_per_s >= TARGET_TPS
-        and best.p99_ms <= TARGET_P99_MS
-        and ratio >= TARGET_RATIO
-    )
+    verdicts = {
+        "ratio": ratio >= TARGET_RATIO,
+        "transitions_per_s": best.transitions_per_s >= TARGET_TPS,
+        "p99_ms": best.p99_ms <= TARGET_P99_MS,
+    }
+    met = all(verdicts.values())
+    # The absolute figures assume a ceiling the database may not have on this machine:
+    # said plainly when pgbench itself, without any API, falls short of them.
+    ceiling_short = pgbench.tps < TARGET_TPS or pgbench.p99_ms > TARGET_P99_MS
     rows = [
         (
             f"API, {r.api_processes} process{'es' if r.api_processes > 1 else ''}",
@@ -816,11 +820,23 @@ def report(
             f"{per_op.get('load_generator', float('nan')):5.2f} | {busy:.2f}"
         )
     print("-" * len(header))
+
+    def verdict(name: str) -> str:
+        return "met" if verdicts[name] else "NOT met"
+
     print(
-        f"ratio API ({best.api_processes} process(es)) / pgbench = {ratio:.3f}; target "
-        f">= {TARGET_TPS:.0f}/s with p99 <= {TARGET_P99_MS:.0f} ms and ratio >= {TARGET_RATIO}: "
-        f"{'MET' if met else 'NOT MET'}"
+        f"ratio API ({best.api_processes} process(es)) / pgbench = {ratio:.3f} "
+        f"(target >= {TARGET_RATIO}: {verdict('ratio')}); "
+        f"{best.transitions_per_s:.0f}/s (target >= {TARGET_TPS:.0f}: "
+        f"{verdict('transitions_per_s')}); p99 {best.p99_ms:.0f} ms (target <= "
+        f"{TARGET_P99_MS:.0f}: {verdict('p99_ms')})"
     )
+    if ceiling_short:
+        print(
+            f"note: pgbench alone, the same writes without the API, reached {pgbench.tps:.0f}/s "
+            f"with p99 {pgbench.p99_ms:.0f} ms on this machine: the absolute targets lie above "
+            "its database's own ceiling"
+        )
     return {
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "cpus": os.cpu_count(),
@@ -835,6 +851,8 @@ def report(
         "ratio": round(ratio, 3),
         "target": {"transitions_per_s": TARGET_TPS, "p99_ms": TARGET_P99_MS, "ratio": TARGET_RATIO},
         "target_met": met,
+        "target_verdicts": verdicts,
+        "database_ceiling_below_absolute_targets": ceiling_short,
     }
 
 
