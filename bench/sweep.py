@@ -5,15 +5,16 @@ Target (issue): with 1,000,000 open tasks and 10,000 due, the sweep that handles
 
 What is measured
 ----------------
-`services.core.instances.deadlines.sweep` itself, called in one unit of work (the deadline
-job's transaction, commit included) with a `Services(roles=...)` built from the catalog,
-as the worker's `deadline_sweep` job calls it:
+`services.core.instances.deadlines.sweep_backlog` itself, as the worker's `deadline_sweep`
+job calls it (batches of `--limit`, each its own committed transaction, two loops at once
+on PostgreSQL), with a `Services(roles=...)` built from the catalog:
 
 1. Idle: `--idle-runs` sweeps when nothing is due; median and max. The first sweep (which
    opens the connection and fills the process' caches) is a warm-up, left out.
 2. Due: `--due` tasks are made due, and one sweep handles them: wall time, events written,
-   and where the time went (selecting and locking the due rows, the engine and the hash
-   chain in Python, the bulk updates, the audit and outbox inserts, the commit). Repeated
+   and where the time went (selecting and locking the due rows, the bulk updates, the
+   audit and outbox inserts, summed over the batches; the rest is the engine and the hash
+   chain in Python). Repeated
    `--repeats` times: between repeats the same tasks are made due again (their instances
    keep the audit chain the sweep extended, as real ones would).
 3. The idle sweep right after a due sweep (the index still holds the entries of the rows
@@ -300,38 +301,25 @@ def _machine_ticks() -> tuple[int, int]:
 
 
 async def one_sweep(engine: AsyncEngine, services: Services, limit: int) -> SweepRun:
+    """What the worker's deadline_sweep job does (`sweep_backlog`: batches of `limit`, each
+    committed, `PARALLEL_BATCHES` loops at once on PostgreSQL), timed."""
     phases = Phases()
     sessions = session_factory(engine)
     cpu0, machine0 = _cpu(), _machine_ticks()
     started = time.perf_counter()
-    events = tasks = 0
-    commit = 0.0
-    now = datetime.now(UTC)
     with phases.installed():
-        # As the worker's deadline_sweep job does: batches of `limit`, each committed,
-        # until a batch comes back not full.
-        while True:
-            async with sessions() as session:
-                async with session.begin():
-                    report = await deadlines.sweep(session, services, now, limit=limit)
-                    before_commit = time.perf_counter()
-                commit += time.perf_counter() - before_commit
-            events, tasks = events + report.events, tasks + report.tasks
-            if not report.more:
-                break
+        report = await deadlines.sweep_backlog(
+            sessions, services, datetime.now(UTC), limit=limit, budget_seconds=float("inf")
+        )
     seconds = time.perf_counter() - started
     busy, total = (now - then for now, then in zip(_machine_ticks(), machine0, strict=True))
-    spent = dict(phases.spent)
-    if events:
-        spent["commit"] = commit
-        spent["engine + hash chain (Python)"] = seconds - sum(spent.values())
     return SweepRun(
         seconds=seconds,
-        events=events,
-        tasks=tasks,
+        events=report.events,
+        tasks=report.tasks,
         cpu_seconds=round(_cpu() - cpu0, 3),
         machine_cores=round((os.cpu_count() or 1) * busy / max(total, 1), 2),
-        phases={name: round(value, 4) for name, value in spent.items()},
+        phases={name: round(value, 4) for name, value in phases.spent.items()},
     )
 
 
@@ -403,10 +391,12 @@ def report(
     print(
         f"last due sweep: {last.events:,} events for {last.tasks:,} tasks in {last.seconds:.2f} s; "
         f"Python CPU {last.cpu_seconds:.2f} s; machine {last.machine_cores:.2f} of {cpus} cores "
-        "busy (other tenants included). Where the time went:"
+        f"busy (other tenants included); {deadlines.PARALLEL_BATCHES} batches at once. Time "
+        "in each phase, summed over the batches (they overlap, and the rest is the engine "
+        "and the hash chain in Python):"
     )
     for name, seconds in last.phases.items():
-        print(f"  {name:40} {seconds:7.3f} s  {100 * seconds / last.seconds:5.1f} %")
+        print(f"  {name:40} {seconds:7.3f} s")
     for table, plan in plans.items():
         verdict = "uses" if plan["index_used"] else "DOES NOT use"
         print(f"due selection on {table} {verdict} {plan['index']}")

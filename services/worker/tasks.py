@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,7 +11,7 @@ from arq import Retry
 from services.core.automation.service import StepCannotRun, flag_step, run_step
 from services.core.db import unit_of_work, utcnow
 from services.core.instances import queries
-from services.core.instances.deadlines import SweepRaced, sweep
+from services.core.instances.deadlines import sweep_backlog
 from services.core.instances.jobs import QUEUE_NAME, QueuedJob, enqueue_jobs
 from services.core.logging import current_request_id
 from services.core.monitors import renewals
@@ -31,30 +30,21 @@ STRANDED_AFTER = timedelta(minutes=2)
 async def deadline_sweep(ctx: dict[str, Any]) -> dict[str, int]:
     """Warn, mark overdue and escalate whatever fell due since the last sweep."""
     context = of(ctx)
-    totals = {"events": 0, "tasks": 0, "instances": 0, "batches": 0}
-    started, now = time.monotonic(), utcnow()
-    # Small batches, each its own transaction, so no instance stays locked for long; a
-    # backlog is worked off batch after batch within the run's time budget.
-    while time.monotonic() - started < SWEEP_BUDGET_SECONDS:
-        try:
-            async with unit_of_work(context.sessions) as session:
-                report = await sweep(
-                    session,
-                    context.services,
-                    now,
-                    multiples=context.settings.worker.escalation_multiples,
-                )
-        except SweepRaced as exc:
-            log.info("sweep batch raced a transition; retried next run", reason=str(exc))
-            break
-        totals["events"] += report.events
-        totals["tasks"] += report.tasks
-        totals["instances"] += report.instances
-        totals["batches"] += 1
-        if report.events:
-            log.info("deadline sweep", **report.event_types)
-        if not report.more:
-            break
+    report = await sweep_backlog(
+        context.sessions,
+        context.services,
+        utcnow(),
+        multiples=context.settings.worker.escalation_multiples,
+        budget_seconds=SWEEP_BUDGET_SECONDS,
+    )
+    if report.events:
+        log.info("deadline sweep", **report.event_types)
+    totals = {
+        "events": report.events,
+        "tasks": report.tasks,
+        "instances": report.instances,
+        "batches": report.batches,
+    }
     totals["resent"] = await resend_stranded_steps(ctx)
     return totals
 

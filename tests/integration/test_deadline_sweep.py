@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
-from services.core.instances.deadlines import SweepRaced, sweep
+from services.core.instances.deadlines import SweepRaced, sweep, sweep_backlog
 from services.core.instances.jobs import QUEUE_NAME
 from services.core.instances.service import Services
 from services.core.settings import Settings
@@ -112,6 +112,27 @@ async def test_parallel_sweeps_fire_each_level_once(
         assert counts[("task.escalated", "staf_ti")] == 1
         assert counts[("task.escalated", "kasubbag_ptip")] == 1
         assert counts[("task.escalated", "sekretaris")] == 0
+
+
+async def test_a_backlog_is_worked_off_in_batches_each_notice_once(
+    client: httpx.AsyncClient, auth_headers: TokenFactory, engine: AsyncEngine, services: Services
+) -> None:
+    # More due than one batch holds: the job's loops (two at once on PostgreSQL, taking
+    # different rows) go on until a batch comes back not full.
+    ids = [await _backdated_wifi(client, auth_headers) for _ in range(7)]
+    now = STARTED + timedelta(minutes=31)
+    report = await sweep_backlog(session_factory(engine), services, now, limit=2)
+    assert report.batches >= 4
+    assert report.raced == 0
+    assert report.tasks >= len(ids)
+    for instance_id in ids:
+        assert await _notices(engine, instance_id) == [
+            ("task.overdue", None),
+            ("task.escalated", "staf_ti"),
+            ("task.escalated", "kasubbag_ptip"),
+        ]
+    again = await sweep_backlog(session_factory(engine), services, now, limit=2)
+    assert again.events == 0
 
 
 async def test_nothing_due_costs_nothing(engine: AsyncEngine, services: Services) -> None:

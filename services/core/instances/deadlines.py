@@ -10,15 +10,19 @@ audit event with its outbox row, through the same engine as every other change.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import asyncio
+import time
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import overload
 
-from sqlalchemy.ext.asyncio import AsyncSession
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.audit import service as audit
+from services.core.db import unit_of_work
 from services.core.engine.calendar import WorkingCalendar
 from services.core.engine.definition import TimeStandard
 from services.core.engine.durations import Duration
@@ -28,8 +32,15 @@ from services.core.engine.state import Actor, Escalate, InstanceState
 from services.core.instances import repository
 from services.core.instances.service import Services, decision_events
 
+log = structlog.get_logger(__name__)
+
 SYSTEM_WORKER = "system:worker"
 DEFAULT_MULTIPLES = (1, 2, 3)
+
+
+# Batches worked at once on PostgreSQL: while one waits for the database, the other runs
+# the engine (rows are locked SKIP LOCKED, so the two take different instances).
+PARALLEL_BATCHES = 2
 
 
 class SweepRaced(RuntimeError):
@@ -44,6 +55,56 @@ class SweepReport:
     event_types: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # The batch was full: more may be due right now.
     more: bool = False
+
+
+@dataclass
+class BacklogReport:
+    batches: int = 0
+    tasks: int = 0
+    instances: int = 0
+    events: int = 0
+    raced: int = 0
+    event_types: Counter[str] = field(default_factory=Counter)
+
+
+async def sweep_backlog(
+    sessions: async_sessionmaker[AsyncSession],
+    services: Services,
+    now: datetime,
+    *,
+    multiples: Sequence[int] = DEFAULT_MULTIPLES,
+    limit: int = 1000,
+    budget_seconds: float = 45.0,
+) -> BacklogReport:
+    """Work off everything due at `now`: batches of `limit`, each its own transaction (no
+    instance stays locked for long), until a batch comes back not full or
+    `budget_seconds` have passed (the rest is left to the next run). On PostgreSQL
+    `PARALLEL_BATCHES` loops run at once; SQLite has one writer, so one loop. A batch that
+    raced a transition ends its loop; its rows are swept on the next run."""
+    report = BacklogReport()
+    started = time.monotonic()
+    bind = sessions.kw.get("bind")
+    parallel = PARALLEL_BATCHES if bind is not None and bind.dialect.name == "postgresql" else 1
+
+    async def work() -> None:
+        while time.monotonic() - started < budget_seconds:
+            try:
+                async with unit_of_work(sessions) as session:
+                    batch = await sweep(session, services, now, multiples=multiples, limit=limit)
+            except SweepRaced as exc:
+                log.info("sweep batch raced a transition; retried next run", reason=str(exc))
+                report.raced += 1
+                return
+            report.batches += 1
+            report.tasks += batch.tasks
+            report.instances += batch.instances
+            report.events += batch.events
+            report.event_types.update(batch.event_types)
+            if not batch.more:
+                return
+
+    await asyncio.gather(*(work() for _ in range(parallel)))
+    return report
 
 
 class Thresholds(Sequence[datetime]):

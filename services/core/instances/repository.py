@@ -463,11 +463,19 @@ async def _pg_insert_tasks(pg: asyncpg.Connection, rows: Sequence[Mapping[str, A
         await pg.execute(_PG_INSERT_TASKS, pg_json(rows))
 
 
+# Due rows are locked as they are picked (SKIP LOCKED): sweeps running at once pick
+# different ones instead of the same first `limit`.
 DUE_CANDIDATES = """
-(SELECT instance_id AS id, 'task' AS source FROM task
- WHERE next_check_at <= $1 AND status = 'open' ORDER BY next_check_at LIMIT $2)
+WITH due_task AS (
+    SELECT instance_id FROM task WHERE next_check_at <= $1 AND status = 'open'
+    ORDER BY next_check_at LIMIT $2 FOR UPDATE SKIP LOCKED
+), due_instance AS (
+    SELECT id FROM instance WHERE next_check_at <= $1 AND status = 'active'
+    LIMIT $2 FOR UPDATE SKIP LOCKED
+)
+SELECT instance_id AS id, 'task' AS source FROM due_task
 UNION ALL
-(SELECT id, 'instance' FROM instance WHERE next_check_at <= $1 AND status = 'active' LIMIT $2)
+SELECT id, 'instance' FROM due_instance
 """
 _PG_LOCK_INSTANCES = (
     f"SELECT {', '.join(_INSTANCE_COLUMNS)} FROM instance "
