@@ -90,10 +90,7 @@ async def run_automated_step(ctx: dict[str, Any], instance_id: str, task_id: str
         # The next step may be automated too: its job goes out once this one committed.
         await enqueue_jobs(
             ctx["redis"],
-            [
-                QueuedJob(instance_id=instance_id, task_id=j.task_id, job=j.job)
-                for j in applied.jobs
-            ],
+            applied.queued_jobs(),
             # A chain of automated steps keeps the id of the request that started it.
             request_id=current_request_id(),
         )
@@ -124,11 +121,7 @@ async def daily_backup_checks(ctx: dict[str, Any]) -> int:
     context = of(ctx)
     async with unit_of_work(context.sessions) as session:
         opened = await sipp.open_daily_instances(session, context.services, utcnow())
-    jobs = [
-        QueuedJob(instance_id=applied.view.record.id, task_id=job.task_id, job=job.job)
-        for applied in opened
-        for job in applied.jobs
-    ]
+    jobs = [job for applied in opened for job in applied.queued_jobs()]
     await enqueue_jobs(ctx["redis"], jobs)
     return len(opened)
 

@@ -40,7 +40,6 @@ from services.core.engine.state import (
 from services.core.errors import AlurError
 from services.core.instances import queries
 from services.core.instances import service as instances
-from services.core.instances.jobs import QueuedJob
 from services.core.instances.service import Applied
 from services.core.logging import current_request_id
 
@@ -77,10 +76,7 @@ def parse_if_match(value: str | None) -> int | None:
 def _respond(
     context: Context, work: Work, applied: Applied, response: Response, now: datetime
 ) -> InstancePublic:
-    work.jobs += [
-        QueuedJob(instance_id=applied.view.record.id, task_id=job.task_id, job=job.job)
-        for job in applied.jobs
-    ]
+    work.jobs += applied.queued_jobs()
     response.headers["ETag"] = etag(applied.view.state.version)
     return instance_public(applied.view, context.services.roles, now)
 
@@ -111,10 +107,7 @@ async def _command(
             if_match=parse_if_match(if_match),
             now=now,
         )
-    jobs = [
-        QueuedJob(instance_id=applied.view.record.id, task_id=job.task_id, job=job.job)
-        for job in applied.jobs
-    ]
+    jobs = applied.queued_jobs()
     if jobs:
         await context.enqueue(jobs, request_id=current_request_id())
     return Response(

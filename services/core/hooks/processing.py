@@ -28,7 +28,7 @@ from services.core.hooks.service import HookKind, MessageStatus
 from services.core.instances import repository as instance_repository
 from services.core.instances import service as instances
 from services.core.instances.jobs import QueuedJob
-from services.core.instances.service import Applied, ConcurrentModification, Services
+from services.core.instances.service import ConcurrentModification, Services
 
 UPGRADE_SOP = "upgrade-sipp"
 SATGAS_ROLE = "satgas_sipp"
@@ -76,11 +76,6 @@ def hook_actor(source: HookSourceRecord, role: str, satker: str) -> Actor:
         satker=satker,
         name=source.description or None,
     )
-
-
-def _queued(applied: Applied) -> list[QueuedJob]:
-    instance_id = applied.view.record.id
-    return [QueuedJob(instance_id=instance_id, task_id=j.task_id, job=j.job) for j in applied.jobs]
 
 
 def _reason(exc: AlurError | DomainError) -> str:
@@ -272,7 +267,7 @@ async def _start_upgrade(
         )
     )
     await session.flush()
-    return started.view.record.id, _queued(started) + _queued(recorded)
+    return started.view.record.id, started.queued_jobs() + recorded.queued_jobs()
 
 
 # --- correlation ------------------------------------------------------------------------
@@ -345,7 +340,7 @@ async def _correlate(
             "step": task.step_id,
             "current_steps": _open_steps(applied.view.state),
         },
-        jobs=_queued(applied),
+        jobs=applied.queued_jobs(),
     )
 
 

@@ -155,7 +155,8 @@ def _new_task_rows(
     return opened, changed
 
 
-def _instance_changes(state: InstanceState, event_count: int, head_hash: str) -> dict[str, Any]:
+def instance_changes(state: InstanceState, event_count: int, head_hash: str) -> dict[str, Any]:
+    """The instance columns a change of state writes, by name."""
     return {
         "status": state.status.value,
         "version": state.version,
@@ -221,7 +222,7 @@ async def save(
     `before.version`, i.e. another change won. The instance row's `event_count` and
     `head_hash` seal the chain with its newest event."""
     opened, changed = _new_task_rows(definition, before, after)
-    changes = _instance_changes(after, event_count, head_hash)
+    changes = instance_changes(after, event_count, head_hash)
     subjects = {after.id: (after.satker, after.sop_code)}
     pg = await asyncpg_connection(session)
     if pg is not None:

@@ -40,6 +40,7 @@ from services.core.engine.state import (
 )
 from services.core.errors import AlurError, Conflict
 from services.core.instances import repository
+from services.core.instances.jobs import QueuedJob
 from services.core.instances.models import IdempotencyRecord
 from services.core.instances.repository import InstanceRow
 from services.core.satkers.service import (
@@ -133,6 +134,13 @@ class Applied:
     view: InstanceView
     jobs: tuple[EnqueueJob, ...]
     replayed: dict[str, Any] | None = None
+
+    def queued_jobs(self) -> list[QueuedJob]:
+        """The jobs to send once the change has committed."""
+        return [
+            QueuedJob(instance_id=self.view.record.id, task_id=job.task_id, job=job.job)
+            for job in self.jobs
+        ]
 
 
 def _new_ids() -> list[str]:
@@ -403,15 +411,7 @@ async def apply(
     after = decision.state
     # The row as stored now.
     record = dataclasses.replace(
-        record,
-        status=after.status.value,
-        version=after.version,
-        ended_at=after.ended_at,
-        warned_at=after.warned_at,
-        escalation_level=after.escalation_level,
-        next_check_at=after.next_check_at,
-        event_count=event_count,
-        head_hash=head_hash,
+        record, **repository.instance_changes(after, event_count, head_hash)
     )
     return Applied(InstanceView(record, after, definition), _jobs(decision))
 
