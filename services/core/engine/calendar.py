@@ -196,6 +196,8 @@ def _national_days_off(year: int, categories: tuple[str, ...]) -> frozenset[date
 
 
 _Span = tuple[datetime, datetime]
+# Days whose working spans one calendar keeps (about ten years).
+_SPAN_CACHE_DAYS = 4096
 
 
 @dataclass(frozen=True)
@@ -338,15 +340,26 @@ class WorkingCalendar:
             yield day + timedelta(days=offset)
         raise ValueError(f"no working time in the {_SEARCH_LIMIT_DAYS} days from {day}")
 
+    @functools.cached_property
+    def _span_cache(self) -> dict[date, tuple[_Span, ...]]:
+        return {}
+
     def _spans(self, day: date) -> tuple[_Span, ...]:
-        # Converting each bound to UTC keeps arithmetic right in zones with DST too.
-        return tuple(
-            (
-                datetime.combine(day, interval.start, self._zone).astimezone(UTC),
-                datetime.combine(day, interval.end, self._zone).astimezone(UTC),
+        # Every deadline walks days; the calendar is immutable, so a day's spans are kept.
+        cache = self._span_cache
+        spans = cache.get(day)
+        if spans is None:
+            if len(cache) >= _SPAN_CACHE_DAYS:
+                cache.clear()
+            # Converting each bound to UTC keeps arithmetic right in zones with DST too.
+            spans = cache[day] = tuple(
+                (
+                    datetime.combine(day, interval.start, self._zone).astimezone(UTC),
+                    datetime.combine(day, interval.end, self._zone).astimezone(UTC),
+                )
+                for interval in self.hours_on(day)
             )
-            for interval in self.hours_on(day)
-        )
+        return spans
 
     def _local(self, instant: datetime) -> date:
         return instant.astimezone(self._zone).date()

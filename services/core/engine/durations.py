@@ -6,6 +6,7 @@ standard is a working day, not 24 hours: the calendar decides what it means.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -23,6 +24,8 @@ class Duration:
     seconds: int = 0
 
     @classmethod
+    # Parsed again for every deadline and every sweep; the catalog holds a few dozen texts.
+    @functools.lru_cache(maxsize=1024)
     def parse(cls, text: str) -> Duration:
         match = _ISO_DURATION.match(text)
         if match is None:
