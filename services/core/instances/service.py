@@ -170,6 +170,15 @@ def decision_events(
 ) -> list[NewEvent]:
     """One audit event per effect, with the task or instance state before and after."""
     events = []
+    # Effects of one decision share task states (an overdue task is also escalated):
+    # each state is converted once. Keyed by identity; `decision` keeps them alive.
+    converted: dict[int, Any] = {}
+
+    def jsonable(task: TaskState | None) -> Any:
+        if id(task) not in converted:
+            converted[id(task)] = _jsonable(task)
+        return converted[id(task)]
+
     for effect in decision.effects:
         data: dict[str, Any] = {}
         task_id = None
@@ -177,9 +186,8 @@ def decision_events(
             value = getattr(effect, item.name)
             if isinstance(value, TaskState):
                 task_id = value.id
-                previous = before.task(value.id) if before else None
-                data["before"] = _jsonable(previous)
-                data["after"] = _jsonable(value)
+                data["before"] = jsonable(before.task(value.id) if before else None)
+                data["after"] = jsonable(value)
             else:
                 data[item.name] = _jsonable(value)
         if task_id is None:
