@@ -7,7 +7,8 @@ What is measured
 ----------------
 `services.core.instances.deadlines.sweep_backlog` itself, as the worker's `deadline_sweep`
 job calls it (batches of `--limit`, each its own committed transaction, two loops at once
-on PostgreSQL), with a `Services(roles=...)` built from the catalog:
+on PostgreSQL), with a `Services(roles=...)` built from the catalog and the startup heap
+frozen as `alur worker` does (`services.core.runtime.freeze_startup_heap`):
 
 1. Idle: `--idle-runs` sweeps when nothing is due; median and max. The first sweep (which
    opens the connection and fills the process' caches) is a warm-up, left out.
@@ -91,6 +92,7 @@ from services.core.db import create_engine, session_factory, unit_of_work
 from services.core.engine.definition import SopDefinition
 from services.core.instances import deadlines, repository
 from services.core.instances.service import Services
+from services.core.runtime import freeze_startup_heap
 from services.core.settings import get_settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -476,6 +478,7 @@ async def run(args: argparse.Namespace, database: Database) -> dict[str, Any]:
     seeded = await seed(database, definition, args.open, args.tasks_per_instance, datetime.now(UTC))
     catalog = load_catalog(args.catalog)
     services = Services(roles={role.id: role for role in catalog.roles})
+    freeze_startup_heap()  # as `alur worker` does once started
     engine = create_engine(get_settings())
     try:
         await one_sweep(engine, services, args.limit)  # warm-up: connection, caches

@@ -33,6 +33,7 @@ from services.core.instances.jobs import QUEUE_NAME
 from services.core.instances.service import Services
 from services.core.logging import configure_logging
 from services.core.redis import EmbeddedRedis, connect
+from services.core.runtime import freeze_startup_heap
 from services.core.settings import Settings, get_settings
 
 log = structlog.get_logger(__name__)
@@ -42,7 +43,10 @@ class StartupError(RuntimeError):
     """The service must not start (invalid catalog, database behind the code...)."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, *, own_process: bool = False) -> FastAPI:
+    """The API. `own_process`: the app is all its process serves (`alur serve`), so what
+    startup built is frozen out of the garbage collector's walks (tests build many apps
+    in one process and leave it alone)."""
     settings = settings or get_settings()
     configure_logging(settings.log)
 
@@ -50,6 +54,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             app.state.context = await _start(settings, stack)
+            if own_process:
+                freeze_startup_heap()
             yield
 
     app = FastAPI(

@@ -2,4 +2,4 @@
 
 from services.api.app import create_app
 
-app = create_app()
+app = create_app(own_process=True)

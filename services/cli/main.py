@@ -62,13 +62,18 @@ def worker(
     from arq.connections import RedisSettings
     from arq.worker import run_worker
 
-    from services.worker.settings import WorkerSettings
+    from services.worker.settings import WorkerSettings, on_process_startup
 
     url = get_settings().redis.url
     if url is None:
         typer.echo("ALUR_REDIS__URL is not set (`alur dev` provides an embedded Redis)", err=True)
         raise typer.Exit(2)
-    run_worker(WorkerSettings, redis_settings=RedisSettings.from_dsn(url), burst=burst)  # type: ignore[arg-type]
+    run_worker(
+        WorkerSettings,  # type: ignore[arg-type]
+        redis_settings=RedisSettings.from_dsn(url),
+        burst=burst,
+        on_startup=on_process_startup,
+    )
 
 
 @app.command()

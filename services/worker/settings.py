@@ -15,6 +15,7 @@ from arq.typing import WorkerCoroutine
 
 from services.core.instances.jobs import QUEUE_NAME
 from services.core.logging import configure_logging
+from services.core.runtime import freeze_startup_heap
 from services.core.settings import get_settings
 from services.worker.context import shutdown, startup
 from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS, beat
@@ -43,6 +44,13 @@ async def on_startup(ctx: dict[str, Any]) -> None:
     configure_logging(get_settings().log)
     await startup(ctx)
     await beat(ctx)
+
+
+async def on_process_startup(ctx: dict[str, Any]) -> None:
+    """`on_startup` for a process that is the worker alone (`alur worker`): what startup
+    built is then frozen out of the garbage collector's walks."""
+    await on_startup(ctx)
+    freeze_startup_heap()
 
 
 class WorkerSettings:
