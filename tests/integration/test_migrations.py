@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,9 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.core import migrate
+from services.core.audit.models import AuditEventRecord, OutboxRecord
+from services.core.instances.models import InstanceRecord
+from services.core.satkers.models import SatkerRecord
 from services.core.settings import get_settings
 from tests.conftest import TEST_DATABASE_URL, _create_database, _drop_database
 
@@ -51,3 +56,89 @@ async def test_upgrade_downgrade_upgrade(scratch_database: str) -> None:
 
     await asyncio.to_thread(migrate.upgrade)
     assert await _tables(scratch_database) == tables
+
+
+async def test_downgrade_gives_waiting_event_rows_their_body_back(scratch_database: str) -> None:
+    """0007 lets an instance event's outbox row refer to its event; going back to 0006
+    (payload required) writes the body it would have been published with."""
+    await asyncio.to_thread(migrate.upgrade)
+    at = datetime(2026, 11, 24, 2, 0, 0, 123456, tzinfo=UTC)
+    engine = create_async_engine(scratch_database)
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.insert(SatkerRecord.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "id": "pn-scratch",
+                    "name": "PN Scratch",
+                    "timezone": "Asia/Jakarta",
+                    "created_at": at,
+                }
+            ],
+        )
+        await connection.execute(
+            sa.insert(InstanceRecord.__table__),  # type: ignore[attr-defined]
+            [
+                {
+                    "id": "i-1",
+                    "satker_id": "pn-scratch",
+                    "sop_code": "wifi-internet",
+                    "sop_version": 1,
+                    "title": "WiFi",
+                    "context": {},
+                    "status": "active",
+                    "version": 1,
+                    "started_at": at,
+                    "created_by": "u",
+                    "event_count": 1,
+                    "head_hash": "h",
+                }
+            ],
+        )
+        event_id = (
+            await connection.execute(
+                sa.insert(AuditEventRecord.__table__).returning(sa.column("id")),  # type: ignore[attr-defined]
+                {
+                    "instance_id": "i-1",
+                    "seq": 1,
+                    "type": "instance.started",
+                    "actor": "u",
+                    "occurred_at": at,
+                    "task_id": None,
+                    "data": {"before": None, "after": {"status": "active"}},
+                    "prev_hash": "0" * 64,
+                    "hash": "h",
+                },
+            )
+        ).scalar_one()
+        await connection.execute(
+            sa.insert(OutboxRecord.__table__),  # type: ignore[attr-defined]
+            {
+                "event_id": event_id,
+                "satker_id": "pn-scratch",
+                "type": "instance.started",
+                "payload": sa.null(),
+                "created_at": at,
+            },
+        )
+    await engine.dispose()
+
+    await asyncio.to_thread(migrate.downgrade, "0006")
+    engine = create_async_engine(scratch_database)
+    async with engine.connect() as connection:
+        payload = (await connection.execute(sa.text("SELECT payload FROM outbox"))).scalar_one()
+    await engine.dispose()
+    if isinstance(payload, str):  # SQLite's JSON comes back as text through a bare query
+        payload = json.loads(payload)
+    assert payload == {
+        "id": f"evt_{event_id}",
+        "type": "instance.started",
+        "occurred_at": "2026-11-24T02:00:00.123456+00:00",
+        "satker": "pn-scratch",
+        "instance_id": "i-1",
+        "sop": "wifi-internet",
+        "task_id": None,
+        "actor": "u",
+        "data": {"before": None, "after": {"status": "active"}},
+    }
+    await asyncio.to_thread(migrate.upgrade)

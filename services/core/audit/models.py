@@ -42,7 +42,9 @@ class OutboxRecord(SQLModel, table=True):
     event_id: int | None = Field(default=None, foreign_key="audit_event.id", sa_type=BigId)
     satker_id: str = Field(max_length=64)
     type: str = Field(max_length=64)
-    payload: dict[str, Any] = Field(sa_type=JsonType)
+    # The body to publish. None for an instance's audit event: the relay composes it from
+    # the event (`audit.service.event_bodies`), so the event's data is stored once.
+    payload: dict[str, Any] | None = Field(default=None, sa_type=JsonType)
     created_at: datetime = Field(sa_type=UtcDateTime)
     published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 

@@ -99,28 +99,53 @@ def chain(
     return rows
 
 
-def _outbox_payload(row: Mapping[str, Any], satker: str, sop: str) -> dict[str, Any]:
-    """The published form of an event, but for its `id` (`evt_<event id>`) and `data`."""
+def event_body(event: Mapping[Any, Any], satker: str, sop: str) -> dict[str, Any]:
+    """The published form of an instance's audit event (webhook bodies; see
+    `services.core.webhooks.catalogue`). `event` holds the event's columns."""
     return {
-        "type": row["type"],
-        "occurred_at": row["occurred_at"].isoformat(),
+        "id": f"evt_{event['id']}",
+        "type": event["type"],
+        "occurred_at": event["occurred_at"].isoformat(),
         "satker": satker,
-        "instance_id": row["instance_id"],
+        "instance_id": event["instance_id"],
         "sop": sop,
-        "task_id": row["task_id"],
-        "actor": row["actor"],
+        "task_id": event["task_id"],
+        "actor": event["actor"],
+        "data": event["data"],
     }
+
+
+async def event_bodies(
+    session: AsyncSession, event_ids: Sequence[int]
+) -> dict[int, dict[str, Any]]:
+    """The published forms of the given events, by event id (for the outbox relay: an
+    event's outbox row refers to it rather than holding a second copy of its data)."""
+    if not event_ids:
+        return {}
+    found = (
+        await session.execute(
+            sa.select(
+                *(_EVENTS.c[name] for name in _BODY_COLUMNS),
+                _INSTANCES.c.satker_id,
+                _INSTANCES.c.sop_code,
+            )
+            .join(_INSTANCES, _INSTANCES.c.id == _EVENTS.c.instance_id)
+            .where(_EVENTS.c.id.in_(event_ids))
+        )
+    ).mappings()
+    return {row["id"]: event_body(row, row["satker_id"], row["sop_code"]) for row in found}
 
 
 async def insert(
     session: AsyncSession,
     rows: Sequence[dict[str, Any]],
     *,
-    subjects: Mapping[str, tuple[str, str]],
+    satkers: Mapping[str, str],
 ) -> None:
     """Insert chained event rows (from `chain`) and one outbox row for each.
 
-    `subjects` maps each instance id of the rows to its (satker, SOP code).
+    `satkers` maps each instance id of the rows to its satker. The outbox row refers to
+    its event: the relay composes the published body from it (`event_bodies`).
     """
     if not rows:
         return
@@ -128,7 +153,7 @@ async def insert(
     if pg is not None:
         for start in range(0, len(rows), _PG_BATCH):
             batch = rows[start : start + _PG_BATCH]
-            await pg.execute(_PG_INSERT, *pg_event_arguments(batch, subjects))
+            await pg.execute(_PG_INSERT, *pg_event_arguments(batch, satkers))
         return
     result = await session.execute(
         # Core inserts on the tables: the ORM's bulk path costs more than the database.
@@ -141,13 +166,9 @@ async def insert(
         [
             {
                 "event_id": event_id,
-                "satker_id": subjects[row["instance_id"]][0],
+                "satker_id": satkers[row["instance_id"]],
                 "type": row["type"],
-                "payload": {
-                    "id": f"evt_{event_id}",
-                    **_outbox_payload(row, *subjects[row["instance_id"]]),
-                    "data": row["data"],
-                },
+                "payload": sa.null(),  # SQL NULL (a bare None would be stored as JSON null)
                 "created_at": row["occurred_at"],
             }
             for event_id, row in zip(ids, rows, strict=True)
@@ -167,13 +188,14 @@ _EVENT_COLUMNS = (
     "prev_hash",
     "hash",
 )
-_OUTBOX_COLUMNS = ("instance_id", "seq", "satker_id", "payload")
-# The outbox rows as given: which event each belongs to, and what the event lacks.
-_OUTBOX_ROWS = sa.Table(
-    "outbox_arrays",
+_BODY_COLUMNS = ("id", "instance_id", "type", "occurred_at", "task_id", "actor", "data")
+_INSTANCES = sa.table("instance", sa.column("id"), sa.column("satker_id"), sa.column("sop_code"))
+# Which satker each instance of a batch of events belongs to.
+_SATKER_ROWS = sa.Table(
+    "event_satker",
     sa.MetaData(),
-    *(sa.Column(c.name, c.type) for c in (_EVENTS.c.instance_id, _EVENTS.c.seq)),
-    *(sa.Column(c.name, c.type) for c in (_OUTBOX.c.satker_id, _OUTBOX.c.payload)),
+    sa.Column("instance_id", _EVENTS.c.instance_id.type),
+    sa.Column("satker_id", _OUTBOX.c.satker_id.type),
 )
 # Rows per statement: bounded, so that one statement's arrays stay a few megabytes.
 _PG_BATCH = 5000
@@ -182,41 +204,30 @@ _PG_BATCH = 5000
 def pg_events_cte(start: int, guard: str = "") -> str:
     """Common table expressions `event` and `event_outbox` inserting the events given by
     `pg_event_arguments` (parameters `$start` and `$start + 1`) and their outbox rows,
-    in one statement: the outbox payload takes the event's id and data from the inserted
-    row, so the data travels once. `guard`, an SQL condition, can make both no-ops."""
+    in one statement. `guard`, an SQL condition, can make both no-ops."""
     where = f"WHERE {guard}" if guard else ""
-    outbox_rows = pg_rows(_OUTBOX_ROWS, _OUTBOX_COLUMNS, start + 1)
+    satkers = pg_rows(_SATKER_ROWS, ("instance_id", "satker_id"), start + 1)
     return f"""
 event AS (
     INSERT INTO audit_event ({", ".join(_EVENT_COLUMNS)})
     SELECT {", ".join(_EVENT_COLUMNS)} FROM {pg_rows(_EVENTS, _EVENT_COLUMNS, start)} {where}
-    RETURNING id, instance_id, seq, type, occurred_at, data
+    RETURNING id, instance_id, type, occurred_at
 ),
 event_outbox AS (
-    INSERT INTO outbox (event_id, satker_id, type, payload, created_at)
-    SELECT event.id, u.satker_id, event.type,
-        u.payload || jsonb_build_object('id', 'evt_' || event.id, 'data', event.data),
-        event.occurred_at
-    FROM event JOIN {outbox_rows}
-        ON u.instance_id = event.instance_id AND u.seq = event.seq
+    INSERT INTO outbox (event_id, satker_id, type, created_at)
+    SELECT event.id, u.satker_id, event.type, event.occurred_at
+    FROM event JOIN {satkers} ON u.instance_id = event.instance_id
     ORDER BY event.id
 )"""
 
 
-def pg_event_arguments(
-    rows: Sequence[Mapping[str, Any]], subjects: Mapping[str, tuple[str, str]]
-) -> list[str]:
+def pg_event_arguments(rows: Sequence[Mapping[str, Any]], satkers: Mapping[str, str]) -> list[str]:
     """The parameters of `pg_events_cte` for chained event rows (from `chain`)."""
-    outbox = [
-        {
-            "instance_id": row["instance_id"],
-            "seq": row["seq"],
-            "satker_id": subjects[row["instance_id"]][0],
-            "payload": _outbox_payload(row, *subjects[row["instance_id"]]),
-        }
-        for row in rows
+    instances = {row["instance_id"] for row in rows}
+    return [
+        pg_json(rows),
+        pg_json([{"instance_id": i, "satker_id": satkers[i]} for i in instances]),
     ]
-    return [pg_json(rows), pg_json(outbox)]
 
 
 _PG_INSERT = f"WITH {pg_events_cte(1)} SELECT count(*) FROM event"

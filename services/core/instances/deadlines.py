@@ -219,8 +219,8 @@ async def sweep(
     written = await repository.save_watch(session, instance_rows, task_rows)
     if written < len(instance_rows):
         raise SweepRaced(f"{len(instance_rows) - written} instance(s) changed meanwhile")
-    subjects = {record.id: (record.satker_id, record.sop_code) for record, _ in due}
-    await audit.insert(session, event_rows, subjects=subjects)
+    satkers = {record.id: record.satker_id for record, _ in due}
+    await audit.insert(session, event_rows, satkers=satkers)
     report.events = len(event_rows)
     return report
 

@@ -223,7 +223,7 @@ async def save(
     `head_hash` seal the chain with its newest event."""
     opened, changed = _new_task_rows(definition, before, after)
     changes = instance_changes(after, event_count, head_hash)
-    subjects = {after.id: (after.satker, after.sop_code)}
+    satkers = {after.id: after.satker}
     pg = await asyncpg_connection(session)
     if pg is not None:
         # One statement, one round trip: every part is a no-op unless the instance
@@ -235,7 +235,7 @@ async def save(
             *(changes[name] for name in _INSTANCE_CHANGES),
             pg_json(changed),
             pg_json(opened),
-            *audit.pg_event_arguments(events, subjects),
+            *audit.pg_event_arguments(events, satkers),
         )
         return bool(written)
     result = await session.execute(
@@ -247,7 +247,7 @@ async def save(
         await session.execute(_UPDATE_TASK, [{"b_id": row["id"], **row} for row in changed])
     if opened:
         await session.execute(sa.insert(TASKS), opened)
-    await audit.insert(session, events, subjects=subjects)
+    await audit.insert(session, events, satkers=satkers)
     return True
 
 
@@ -431,7 +431,7 @@ _PG_INSERT_INSTANCE = (
 )
 _TASK_INSERT_COLUMNS = _TASK_FIELDS + _TASK_PLACE
 # `save` on PostgreSQL: parameters $1 (id), $2 (expected version), the instance's new
-# values, then the changed tasks, the opened tasks, the events and their outbox rows.
+# values, then the changed tasks, the opened tasks, the events and their satkers.
 _SAVED = "EXISTS (SELECT FROM saved_instance)"
 _INSTANCE_SET = ", ".join(f"{name} = ${i + 3}" for i, name in enumerate(_INSTANCE_CHANGES))
 _TASK_SET = ", ".join(f"{name} = u.{name}" for name in _TASK_FIELDS if name != "id")

@@ -358,7 +358,7 @@ async def start_instance(
         head_hash=rows[-1]["hash"],
     )
     await repository.insert(session, definition, record, state)
-    await audit.insert(session, rows, subjects={state.id: (state.satker, state.sop_code)})
+    await audit.insert(session, rows, satkers={state.id: state.satker})
     return Applied(InstanceView(record, state, definition), _jobs(decision))
 
 

@@ -11,7 +11,7 @@ transaction that commits late with a lower id is simply relayed on the next run.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.core.audit import service as audit
 from services.core.audit.models import OutboxRecord
 from services.core.webhooks import repository
 from services.core.webhooks.catalogue import matches
@@ -63,12 +64,19 @@ async def relay_batch(
     if not rows:
         return RelayReport()
     subscriptions = await repository.active_subscriptions(session, {r.satker_id for r in rows})
+    matched = [
+        (row, subscription)
+        for row in rows
+        for subscription in subscriptions
+        if subscription.satker_id == row.satker_id and matches(subscription.event_types, row.type)
+    ]
+    bodies = await outbox_bodies(session, {row.id: row for row, _ in matched}.values())
     deliveries = [
         {
             "subscription_id": subscription.id,
             "outbox_id": row.id,
             "event_type": row.type,
-            "payload": row.payload,
+            "payload": bodies[row.id],
             "status": "pending",
             "attempts": 0,
             "schedule_offset": 0,
@@ -76,9 +84,7 @@ async def relay_batch(
             "created_at": now,
             "updated_at": now,
         }
-        for row in rows
-        for subscription in subscriptions
-        if subscription.satker_id == row.satker_id and matches(subscription.event_types, row.type)
+        for row, subscription in matched
     ]
     report = RelayReport(published=len(rows))
     # Chunked: SQLite allows a bounded number of parameters per statement.
@@ -93,6 +99,24 @@ async def relay_batch(
         .execution_options(synchronize_session=False)
     )
     return report
+
+
+async def outbox_bodies(
+    session: AsyncSession, rows: Iterable[OutboxRecord]
+) -> dict[int | None, dict[str, Any]]:
+    """The body of each row, by outbox id: its own payload, or (an instance's audit
+    event) composed from the event it refers to, which holds the data once."""
+    rows = list(rows)
+    events = await audit.event_bodies(
+        session, [row.event_id for row in rows if row.payload is None and row.event_id]
+    )
+    bodies: dict[int | None, dict[str, Any]] = {}
+    for row in rows:
+        body = row.payload if row.payload is not None else events.get(row.event_id or 0)
+        if body is None:  # pragma: no cover - a foreign key keeps the event of a row
+            raise LookupError(f"outbox row {row.id} has neither a payload nor its event")
+        bodies[row.id] = body
+    return bodies
 
 
 async def due_jobs(session: AsyncSession, now: datetime) -> list[DeliveryJob]:
