@@ -114,7 +114,11 @@ def escalate(
         if level == 1:
             effects.append(TaskOverdue(task=changed))
         effects.append(TaskEscalated(task=changed, level=level, to_role=chain[level - 1]))
-    if changed == task:
+    if (changed.warned_at, changed.escalation_level, changed.next_check_at) == (
+        task.warned_at,
+        task.escalation_level,
+        task.next_check_at,
+    ):
         raise NothingDue(command.task_id)
     tasks = tuple(changed if t.id == task.id else t for t in snapshot.tasks)
     state = replace(snapshot, version=snapshot.version + 1, tasks=tasks)

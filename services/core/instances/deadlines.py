@@ -208,10 +208,12 @@ async def sweep(
             continue
         rows = audit.chain(record.id, record.event_count + 1, record.head_hash, events)
         instance_rows.append(_instance_values(record, state, rows))
+        # The engine keeps the very objects of the tasks it leaves alone.
+        unchanged = {id(t) for t in before.tasks}
         task_rows += [
             {"id": t.id, **{name: getattr(t, name) for name in repository.WATCH_TASK}}
             for t in state.tasks
-            if t != before.task(t.id)
+            if id(t) not in unchanged
         ]
         event_rows += rows
         for row in rows:

@@ -9,6 +9,7 @@ outbox rows are appended. Jobs to enqueue are returned, to be sent after commit.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import time
 import uuid
@@ -165,6 +166,15 @@ def _jsonable(value: Any) -> Any:
     return orjson.loads(orjson.dumps(value))
 
 
+# Values that are JSON as they are.
+_PLAIN = frozenset({str, int, float, bool})
+
+
+@functools.cache
+def _field_names(effect: type[Any]) -> tuple[str, ...]:
+    return tuple(item.name for item in dataclasses.fields(effect))
+
+
 def decision_events(
     decision: Decision, before: InstanceState | None, actor: Actor, at: datetime
 ) -> list[NewEvent]:
@@ -182,14 +192,16 @@ def decision_events(
     for effect in decision.effects:
         data: dict[str, Any] = {}
         task_id = None
-        for item in dataclasses.fields(effect):
-            value = getattr(effect, item.name)
+        for name in _field_names(type(effect)):
+            value = getattr(effect, name)
             if isinstance(value, TaskState):
                 task_id = value.id
                 data["before"] = jsonable(before.task(value.id) if before else None)
                 data["after"] = jsonable(value)
+            elif value is None or type(value) in _PLAIN:
+                data[name] = value
             else:
-                data[item.name] = _jsonable(value)
+                data[name] = _jsonable(value)
         if task_id is None:
             task_id = data.get("task_id")
             data["before"] = {"status": before.status.value} if before else None
