@@ -9,7 +9,6 @@ outbox rows are appended. Jobs to enqueue are returned, to be sent after commit.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 import time
 import uuid
@@ -170,9 +169,15 @@ def _jsonable(value: Any) -> Any:
 _PLAIN = frozenset({str, int, float, bool})
 
 
-@functools.cache
-def _field_names(effect: type[Any]) -> tuple[str, ...]:
-    return tuple(item.name for item in dataclasses.fields(effect))
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
+
+
+def _field_names(effect: Any) -> tuple[str, ...]:
+    kind: type[Any] = type(effect)
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(item.name for item in dataclasses.fields(kind))
+    return names
 
 
 def decision_events(
@@ -192,7 +197,7 @@ def decision_events(
     for effect in decision.effects:
         data: dict[str, Any] = {}
         task_id = None
-        for name in _field_names(type(effect)):
+        for name in _field_names(effect):
             value = getattr(effect, name)
             if isinstance(value, TaskState):
                 task_id = value.id
