@@ -6,8 +6,8 @@ Target (issue): with 1,000,000 open tasks and 10,000 due, the sweep that handles
 What is measured
 ----------------
 `services.core.instances.deadlines.sweep_backlog` itself, as the worker's `deadline_sweep`
-job calls it (batches of `--limit`, each its own committed transaction, two loops at once
-on PostgreSQL), with a `Services(roles=...)` built from the catalog and the startup heap
+job calls it (batches of `--limit`, each its own committed transaction, `--parallel` loops
+at once on PostgreSQL), with a `Services(roles=...)` built from the catalog and the startup heap
 frozen as `alur worker` does (`services.core.runtime.freeze_startup_heap`):
 
 1. Idle: `--idle-runs` sweeps when nothing is due; median and max. The first sweep (which
@@ -305,16 +305,21 @@ def _machine_ticks() -> tuple[int, int]:
     return sum(values) - values[3] - values[4], sum(values)
 
 
-async def one_sweep(engine: AsyncEngine, services: Services, limit: int) -> SweepRun:
+async def one_sweep(engine: AsyncEngine, services: Services, limit: int, parallel: int) -> SweepRun:
     """What the worker's deadline_sweep job does (`sweep_backlog`: batches of `limit`, each
-    committed, `PARALLEL_BATCHES` loops at once on PostgreSQL), timed."""
+    committed, `parallel` loops at once on PostgreSQL), timed."""
     phases = Phases()
     sessions = session_factory(engine)
     cpu0, machine0 = _cpu(), _machine_ticks()
     started = time.perf_counter()
     with phases.installed():
         report = await deadlines.sweep_backlog(
-            sessions, services, datetime.now(UTC), limit=limit, budget_seconds=float("inf")
+            sessions,
+            services,
+            datetime.now(UTC),
+            limit=limit,
+            budget_seconds=float("inf"),
+            parallel=parallel,
         )
     seconds = time.perf_counter() - started
     busy, total = (now - then for now, then in zip(_machine_ticks(), machine0, strict=True))
@@ -414,7 +419,7 @@ def report(
     print(
         f"last due sweep: {last.events:,} events for {last.tasks:,} tasks in {last.seconds:.2f} s; "
         f"Python CPU {last.cpu_seconds:.2f} s; machine {last.machine_cores:.2f} of {cpus} cores "
-        f"busy (other tenants included); {deadlines.PARALLEL_BATCHES} batches at once. Time "
+        f"busy (other tenants included); {args.parallel} batches at once. Time "
         "in each phase, summed over the batches (they overlap, and the rest is the engine "
         "and the hash chain in Python):"
     )
@@ -440,6 +445,7 @@ def report(
         "tasks_per_instance": args.tasks_per_instance,
         "due_tasks": args.due,
         "limit": args.limit,
+        "parallel": args.parallel,
         "seed": asdict(seeded),
         "idle": {
             "runs": len(idle),
@@ -478,6 +484,12 @@ def parse_args() -> argparse.Namespace:
         "--limit", type=int, default=1000, help="the sweep's batch size (the worker's default)"
     )
     parser.add_argument(
+        "--parallel",
+        type=int,
+        default=get_settings().worker.sweep_parallel_batches,
+        help="batches worked at once (the worker's ALUR_WORKER__SWEEP_PARALLEL_BATCHES)",
+    )
+    parser.add_argument(
         "--postgres-url",
         default=os.environ.get(
             "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -508,21 +520,24 @@ async def run(args: argparse.Namespace, database: Database) -> dict[str, Any]:
     freeze_startup_heap()  # as `alur worker` does once started
     engine = create_engine(get_settings())
     try:
-        await one_sweep(engine, services, args.limit)  # warm-up: connection, caches
-        idle = [await one_sweep(engine, services, args.limit) for _ in range(args.idle_runs)]
+        await one_sweep(engine, services, args.limit, args.parallel)  # warm-up: connection, caches
+        idle = [
+            await one_sweep(engine, services, args.limit, args.parallel)
+            for _ in range(args.idle_runs)
+        ]
         due_runs = []
         for repeat in range(args.repeats):
             made = await make_due(database, args.open, args.due, datetime.now(UTC))
             if repeat == 0:
                 plans = await explain(database, datetime.now(UTC), args.limit)
             print(f"sweeping {made:,} due tasks ({repeat + 1}/{args.repeats})...")
-            due_runs.append(await one_sweep(engine, services, args.limit))
+            due_runs.append(await one_sweep(engine, services, args.limit, args.parallel))
             if due_runs[-1].events != EVENTS_PER_DUE_TASK * args.due:
                 raise RuntimeError(
                     f"the sweep wrote {due_runs[-1].events} events for {args.due} due tasks, "
                     f"expected {EVENTS_PER_DUE_TASK * args.due}"
                 )
-        after = await one_sweep(engine, services, args.limit)
+        after = await one_sweep(engine, services, args.limit, args.parallel)
         if after.events:
             raise RuntimeError(f"a second sweep fired {after.events} notices again")
     finally:

@@ -93,6 +93,13 @@ class WorkerSettings(BaseModel):
     max_tries: int = Field(
         default=5, ge=1, description="Tries of an automated step before it is flagged."
     )
+    sweep_parallel_batches: int = Field(
+        default=3,
+        ge=1,
+        le=16,
+        description="Batches a deadline sweep works at once on PostgreSQL, each on its own "
+        "connection (SQLite, one writer, always works one).",
+    )
 
     @model_validator(mode="after")
     def _multiples_increase(self) -> Self:

@@ -36,6 +36,7 @@ async def deadline_sweep(ctx: dict[str, Any]) -> dict[str, int]:
         utcnow(),
         multiples=context.settings.worker.escalation_multiples,
         budget_seconds=SWEEP_BUDGET_SECONDS,
+        parallel=context.settings.worker.sweep_parallel_batches,
     )
     if report.events:
         log.info("deadline sweep", **report.event_types)

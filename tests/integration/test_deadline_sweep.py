@@ -114,14 +114,19 @@ async def test_parallel_sweeps_fire_each_level_once(
         assert counts[("task.escalated", "sekretaris")] == 0
 
 
+@pytest.mark.parametrize("parallel", [1, 3])
 async def test_a_backlog_is_worked_off_in_batches_each_notice_once(
-    client: httpx.AsyncClient, auth_headers: TokenFactory, engine: AsyncEngine, services: Services
+    client: httpx.AsyncClient,
+    auth_headers: TokenFactory,
+    engine: AsyncEngine,
+    services: Services,
+    parallel: int,
 ) -> None:
-    # More due than one batch holds: the job's loops (two at once on PostgreSQL, taking
-    # different rows) go on until a batch comes back not full.
+    # More due than one batch holds: the job's loops (`parallel` at once on PostgreSQL,
+    # taking different rows) go on until a batch comes back not full.
     ids = [await _backdated_wifi(client, auth_headers) for _ in range(7)]
     now = STARTED + timedelta(minutes=31)
-    report = await sweep_backlog(session_factory(engine), services, now, limit=2)
+    report = await sweep_backlog(session_factory(engine), services, now, limit=2, parallel=parallel)
     assert report.batches >= 4
     assert report.raced == 0
     assert report.tasks >= len(ids)
@@ -131,7 +136,7 @@ async def test_a_backlog_is_worked_off_in_batches_each_notice_once(
             ("task.escalated", "staf_ti"),
             ("task.escalated", "kasubbag_ptip"),
         ]
-    again = await sweep_backlog(session_factory(engine), services, now, limit=2)
+    again = await sweep_backlog(session_factory(engine), services, now, limit=2, parallel=parallel)
     assert again.events == 0
 
 
