@@ -46,9 +46,11 @@ def event_hash(
     actor_name: str | None,
     occurred_at: datetime,
     task_id: str | None,
-    data: dict[str, Any],
+    data: dict[str, Any] | orjson.Fragment,
     prev_hash: str,
 ) -> str:
+    """SHA-256 of the event's fields as JSON with sorted keys. `data` may come already
+    serialized that way (`canonical_data`): the same bytes, not made twice."""
     document = {
         "instance_id": instance_id,
         "seq": seq,
@@ -63,13 +65,21 @@ def event_hash(
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def canonical_data(data: dict[str, Any]) -> orjson.Fragment:
+    """An event's data as the JSON its hash covers (sorted keys), ready to be embedded
+    verbatim wherever orjson writes it (the database's JSON columns, the hash document)."""
+    return orjson.Fragment(orjson.dumps(data, option=orjson.OPT_SORT_KEYS))
+
+
 def chain(
     instance_id: str, start_seq: int, prev_hash: str, events: Sequence[NewEvent]
 ) -> list[dict[str, Any]]:
-    """Rows for `events`, numbered and hashed after the event `start_seq - 1`."""
+    """Rows for `events`, numbered and hashed after the event `start_seq - 1`. A row's
+    `data` is its JSON, serialized once for the hash and then written as it is."""
     rows = []
     for offset, event in enumerate(events):
         seq = start_seq + offset
+        data = canonical_data(event.data)
         digest = event_hash(
             instance_id=instance_id,
             seq=seq,
@@ -78,7 +88,7 @@ def chain(
             actor_name=event.actor_name,
             occurred_at=event.occurred_at,
             task_id=event.task_id,
-            data=event.data,
+            data=data,
             prev_hash=prev_hash,
         )
         rows.append(
@@ -90,7 +100,7 @@ def chain(
                 "actor_name": event.actor_name,
                 "occurred_at": event.occurred_at,
                 "task_id": event.task_id,
-                "data": event.data,
+                "data": data,
                 "prev_hash": prev_hash,
                 "hash": digest,
             }
