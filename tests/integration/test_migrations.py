@@ -142,3 +142,24 @@ async def test_downgrade_gives_waiting_event_rows_their_body_back(scratch_databa
         "data": {"before": None, "after": {"status": "active"}},
     }
     await asyncio.to_thread(migrate.upgrade)
+
+
+async def test_instance_pages_keep_room_for_in_place_updates(scratch_database: str) -> None:
+    """0007 gives `instance` a fill factor on PostgreSQL (HOT updates); down, it is reset."""
+    if not scratch_database.startswith("postgresql"):
+        pytest.skip("a PostgreSQL storage parameter")
+
+    async def options() -> list[str] | None:
+        engine = create_async_engine(scratch_database)
+        async with engine.connect() as connection:
+            found = await connection.execute(
+                sa.text("SELECT reloptions FROM pg_class WHERE relname = 'instance'")
+            )
+            value = found.scalar_one()
+        await engine.dispose()
+        return list(value) if value is not None else None
+
+    await asyncio.to_thread(migrate.upgrade)
+    assert await options() == ["fillfactor=85"]
+    await asyncio.to_thread(migrate.downgrade, "0006")
+    assert await options() is None
