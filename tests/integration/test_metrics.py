@@ -22,7 +22,7 @@ from sqlmodel import col
 from services.core.db import session_factory, unit_of_work
 from services.core.monitors.models import MonitorCheckRecord, MonitorRecord
 from services.core.settings import MetricsSettings, Settings
-from services.core.sipp.models import BackupCheckRecord
+from services.core.sipp.models import BackupCheckRecord, SippConfigRecord
 from services.core.telemetry.worker_stats import HEARTBEAT_KEY
 from services.worker.instrumentation import instrumented
 from tests.conftest import TokenFactory, serving
@@ -165,6 +165,37 @@ async def test_database_gauges(
     assert last_check == pytest.approx(fixtures_in_database["failure"].timestamp(), abs=1)
     assert value(found, "alur_backup_check_last_ok", satker=satker) == 0
     assert value(found, "alur_metrics_source_up", source="database") == 1
+
+
+async def test_missed_backup_days_count_the_satkers_working_days(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    satker = "pt-bengkulu"  # no other test configures this satker's SIPP check
+    now = datetime.now(UTC)
+    async with unit_of_work(session_factory(engine)) as session:
+        session.add(
+            SippConfigRecord(satker_id=satker, config={}, updated_at=now - timedelta(days=40))
+        )
+    try:
+        # Never a success since it was configured: the month looked back over holds at
+        # least ten working days, whatever its holidays.
+        missed = value(await scrape(client), "alur_backup_check_working_days_missed", satker=satker)
+        assert missed is not None
+        assert 10 <= missed <= 31
+        async with unit_of_work(session_factory(engine)) as session:
+            session.add(
+                BackupCheckRecord(satker_id=satker, day=date.today(), checked_at=now, ok=True)
+            )
+        missed = value(await scrape(client), "alur_backup_check_working_days_missed", satker=satker)
+        assert missed == 0
+    finally:
+        async with unit_of_work(session_factory(engine)) as session:
+            await session.execute(
+                sa.delete(BackupCheckRecord).where(col(BackupCheckRecord.satker_id) == satker)
+            )
+            await session.execute(
+                sa.delete(SippConfigRecord).where(col(SippConfigRecord.satker_id) == satker)
+            )
 
 
 def _job(name: str, behaviour: str) -> Any:

@@ -70,6 +70,7 @@ def test_metrics_expose_the_documented_families(exposed: set[str]) -> None:
         "alur_monitors",
         "alur_monitor_certificate_days_left",
         "alur_backup_check_last_success_timestamp_seconds",
+        "alur_backup_check_working_days_missed",
         "alur_worker_jobs_total",
         "alur_worker_job_duration_seconds_bucket",
         "alur_worker_heartbeat_age_seconds",
@@ -111,7 +112,7 @@ def test_alerts_cover_what_operators_asked_for() -> None:
     assert {
         "alur_tasks_overdue",
         "alur_backup_check_last_ok",
-        "alur_backup_check_last_success_timestamp_seconds",
+        "alur_backup_check_working_days_missed",
         "alur_monitors",
         "alur_monitor_certificate_days_left",
         "alur_webhook_deliveries",

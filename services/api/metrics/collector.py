@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Coroutine, Iterable, Iterator
+from collections.abc import Coroutine, Iterable, Iterator, Mapping
 from typing import Any
 
 import structlog
@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 from services.api.context import AppContext
 from services.api.metrics.http import HttpMetrics
 from services.core.db import utcnow
+from services.core.sipp import service as sipp
 from services.core.telemetry import worker_stats
 from services.core.telemetry.repository import Snapshot, snapshot
 
@@ -70,11 +71,14 @@ async def _bounded(source: str, families: Coroutine[Any, Any, list[Metric]]) -> 
 
 
 async def _database_families(context: AppContext) -> list[Metric]:
+    now = utcnow()
     async with context.sessions() as session:
-        return database_families(await snapshot(session, utcnow()))
+        data = await snapshot(session, now)
+        missed = await sipp.missed_checks(session, context.services, now)
+    return database_families(data, missed)
 
 
-def database_families(data: Snapshot) -> list[Metric]:
+def database_families(data: Snapshot, missed_backup_days: Mapping[str, int]) -> list[Metric]:
     instances = GaugeMetricFamily(
         "alur_instances", "Instances by SOP and state.", labels=["sop", "state"]
     )
@@ -147,6 +151,15 @@ def database_families(data: Snapshot) -> list[Metric]:
         newest_ok = backup.last_success_at == backup.last_checked_at
         last_ok.add_metric([backup.satker], 1 if newest_ok else 0)
 
+    missed = GaugeMetricFamily(
+        "alur_backup_check_working_days_missed",
+        "Working days of the satker's own calendar (holidays and local days off known) "
+        "that opened over 2 h ago without a successful SIPP backup check since.",
+        labels=["satker"],
+    )
+    for satker, days in sorted(missed_backup_days.items()):
+        missed.add_metric([satker], days)
+
     deliveries = GaugeMetricFamily(
         "alur_webhook_deliveries",
         "Webhook deliveries by status (pending, succeeded, failed, dead).",
@@ -176,6 +189,7 @@ def database_families(data: Snapshot) -> list[Metric]:
         last_success,
         last_check,
         last_ok,
+        missed,
         deliveries,
     ]
 

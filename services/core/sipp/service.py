@@ -9,14 +9,16 @@ becomes a task for staf TI (manual sync and backup) with the reasons to act on.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.core.audit.service import record_finding
 from services.core.automation.service import StepCannotRun, StepResult
+from services.core.engine.calendar import WorkingCalendar
 from services.core.engine.state import Actor
 from services.core.instances.models import InstanceRecord
 from services.core.instances.service import Applied, InstanceView, Services, start_instance
@@ -52,6 +54,71 @@ async def put_config(
 
 async def configured_satkers(session: AsyncSession) -> list[str]:
     return list((await session.scalars(select(col(SippConfigRecord.satker_id)))).all())
+
+
+# A working day's check counts as missed when none succeeded this long after the satker
+# opened: the daily job starts it within ten minutes, and a check takes minutes.
+CHECK_GRACE = timedelta(hours=2)
+# Missed days are counted this far back at most.
+MISSED_LOOKBACK_DAYS = 31
+
+
+def working_days_missed(
+    calendar: WorkingCalendar,
+    *,
+    last_success: datetime | None,
+    configured_at: datetime,
+    now: datetime,
+) -> int:
+    """The satker's working days (its own calendar: weekends, national holidays, cuti
+    bersama, local days off) that opened at least `CHECK_GRACE` before `now` with no
+    successful SIPP check since: those after the day of the last success, or, never
+    successful, those that opened after the check was configured."""
+    zone = ZoneInfo(calendar.timezone)
+    today = now.astimezone(zone).date()
+    if last_success is not None:
+        first, not_before = last_success.astimezone(zone).date() + timedelta(days=1), None
+    else:
+        first, not_before = configured_at.astimezone(zone).date(), configured_at
+    day = max(first, today - timedelta(days=MISSED_LOOKBACK_DAYS))
+    missed = 0
+    while day <= today:
+        if calendar.is_working_day(day):
+            opening = calendar.next_working_instant(datetime.combine(day, time(), zone))
+            if (not_before is None or opening >= not_before) and opening + CHECK_GRACE <= now:
+                missed += 1
+        day += timedelta(days=1)
+    return missed
+
+
+async def missed_checks(session: AsyncSession, services: Services, now: datetime) -> dict[str, int]:
+    """`working_days_missed` of every satker with a SIPP check configuration."""
+    configs = (
+        await session.execute(
+            select(col(SippConfigRecord.satker_id), col(SippConfigRecord.updated_at))
+        )
+    ).all()
+    if not configs:
+        return {}
+    successes = dict(
+        (
+            await session.execute(
+                sa.select(
+                    col(BackupCheckRecord.satker_id), sa.func.max(BackupCheckRecord.checked_at)
+                )
+                .where(col(BackupCheckRecord.ok))
+                .group_by(col(BackupCheckRecord.satker_id))
+            )
+        ).all()
+    )
+    directory = await services.directory(session, *(satker for satker, _ in configs))
+    missed = {}
+    for satker, configured_at in configs:
+        calendar = await services.calendars.get(session, directory.get(satker))
+        missed[satker] = working_days_missed(
+            calendar, last_success=successes.get(satker), configured_at=configured_at, now=now
+        )
+    return missed
 
 
 async def record_check(
