@@ -15,6 +15,7 @@ import typer
 
 from services.cli.hooks import hook_source_app
 from services.cli.records import audit_app, satker_app
+from services.cli.secrets import secrets_app
 from services.cli.sipp import sipp_app
 from services.cli.token import token_app
 from services.core.settings import get_settings
@@ -25,6 +26,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(audit_app, name="audit")
 app.add_typer(hook_source_app, name="hook-source")
 app.add_typer(satker_app, name="satker")
+app.add_typer(secrets_app, name="secrets")
 app.add_typer(sipp_app, name="sipp")
 app.add_typer(token_app, name="token")
 

@@ -11,6 +11,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Self, TypeVar
 
+from cryptography.fernet import Fernet
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
@@ -191,6 +192,38 @@ class MetricsSettings(BaseModel):
     )
 
 
+def parse_keys(text: str) -> list[str]:
+    """The Fernet keys in `text` (comma separated), each checked: `ValueError` names the
+    bad one."""
+    keys = [key.strip() for key in text.split(",") if key.strip()]
+    if not keys:
+        raise ValueError("ALUR_SECRETS__KEYS holds no key")
+    for position, key in enumerate(keys, start=1):
+        try:
+            Fernet(key)
+        except ValueError:
+            raise ValueError(
+                f"ALUR_SECRETS__KEYS: key {position} is not a Fernet key "
+                "(32 url-safe base64-encoded bytes; `alur secrets new-key` makes one)"
+            ) from None
+    return keys
+
+
+class SecretSettings(BaseModel):
+    keys: SecretStr | None = Field(
+        default=None,
+        description="Fernet keys (comma separated, newest first) encrypting the stored "
+        "webhook and hook-source secrets; `alur secrets new-key` makes one. Required in "
+        "production; elsewhere, unset, a key is kept in `<data_dir>/secrets.key`.",
+    )
+
+    @model_validator(mode="after")
+    def _keys_are_fernet_keys(self) -> Self:
+        if self.keys is not None:
+            parse_keys(self.keys.get_secret_value())
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ALUR_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -211,6 +244,7 @@ class Settings(BaseSettings):
     log: LogSettings = Field(default_factory=LogSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    secrets: SecretSettings = Field(default_factory=SecretSettings)
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Self:
@@ -226,6 +260,11 @@ class Settings(BaseSettings):
             )
         if self.env is Environment.PRODUCTION and self.database.url is None:
             raise ValueError("ALUR_DATABASE__URL must be set when ALUR_ENV=production")
+        if self.env is Environment.PRODUCTION and self.secrets.keys is None:
+            raise ValueError(
+                "ALUR_SECRETS__KEYS must be set when ALUR_ENV=production (every replica "
+                "needs the same keys; `alur secrets new-key` makes one)"
+            )
         return self
 
     @property

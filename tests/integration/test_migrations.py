@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -11,12 +14,14 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet, MultiFernet
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.core import migrate
 from services.core.audit.models import AuditEventRecord, OutboxRecord
 from services.core.instances.models import InstanceRecord
 from services.core.satkers.models import SatkerRecord
+from services.core.secrets import new_key, unseal
 from services.core.settings import get_settings
 from tests.conftest import TEST_DATABASE_URL, _create_database, _drop_database
 
@@ -163,3 +168,80 @@ async def test_instance_pages_keep_room_for_in_place_updates(scratch_database: s
     assert await options() == ["fillfactor=85"]
     await asyncio.to_thread(migrate.downgrade, "0006")
     assert await options() is None
+
+
+async def _secrets(url: str) -> dict[str, str | None]:
+    engine = create_async_engine(url)
+    async with engine.connect() as connection:
+        subscription = (
+            await connection.execute(
+                sa.text("SELECT secret, previous_secret FROM webhook_subscription")
+            )
+        ).one()
+        source = (await connection.execute(sa.text("SELECT secret FROM hook_source"))).one()
+    await engine.dispose()
+    return {
+        "secret": subscription[0],
+        "previous_secret": subscription[1],
+        "source": source[0],
+    }
+
+
+async def test_secrets_stored_in_plaintext_are_sealed_and_can_be_resealed(
+    scratch_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old, new = new_key(), new_key()
+    monkeypatch.setenv("ALUR_SECRETS__KEYS", old)
+    get_settings.cache_clear()
+    await asyncio.to_thread(migrate.upgrade, "0007")
+    at = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+    engine = create_async_engine(scratch_database)
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.text(
+                "INSERT INTO webhook_subscription (id, satker_id, url, event_types, active, "
+                "description, secret, previous_secret, created_by, created_at, updated_at) "
+                "VALUES ('s-1', 'pn-tais', 'https://example.org/hook', '[]', true, '', "
+                "'whsec_current', 'whsec_previous', 'u', :at, :at)"
+            ),
+            {"at": at},
+        )
+        await connection.execute(
+            sa.text(
+                "INSERT INTO hook_source (name, kind, satkers, description, secret, created_by, "
+                "created_at) VALUES ('satgas', 'sipp-upgrade', '[]', '', 'whsec_source', 'u', :at)"
+            ),
+            {"at": at},
+        )
+    await engine.dispose()
+    plain = {
+        "secret": "whsec_current",
+        "previous_secret": "whsec_previous",
+        "source": "whsec_source",
+    }
+
+    await asyncio.to_thread(migrate.upgrade)
+    sealed = await _secrets(scratch_database)
+    assert all(value is not None and value.startswith("fernet:") for value in sealed.values())
+    assert {name: unseal(value or "") for name, value in sealed.items()} == plain
+
+    # A new key in front, then `alur secrets reseal`: the old key can go.
+    environment = {**os.environ, "ALUR_SECRETS__KEYS": f"{new},{old}"}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [str(Path(sys.executable).with_name("alur")), "secrets", "reseal"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "2 subscription(s) and source(s)" in done.stdout
+    resealed = await _secrets(scratch_database)
+    only_new = MultiFernet([Fernet(new)])
+    assert {name: unseal(value or "", only_new) for name, value in resealed.items()} == plain
+
+    monkeypatch.setenv("ALUR_SECRETS__KEYS", f"{new},{old}")
+    get_settings.cache_clear()
+    await asyncio.to_thread(migrate.downgrade, "0007")
+    assert await _secrets(scratch_database) == plain

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import orjson
 import pytest
+import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from standardwebhooks.webhooks import Webhook
@@ -24,6 +25,7 @@ from services.core.db import session_factory, unit_of_work
 from services.core.hooks import processing
 from services.core.hooks import service as hooks
 from services.core.instances.service import Services
+from services.core.secrets import unseal
 from services.core.settings import PROJECT_ROOT, Settings
 from tests.conftest import TokenFactory
 from tests.workers import run_burst
@@ -144,6 +146,24 @@ async def test_the_secret_is_returned_once(
         headers=admin,
     )
     _problem(again, 409, "hook_source_exists")
+
+
+async def test_the_secret_is_stored_encrypted(
+    client: httpx.AsyncClient, auth_headers: TokenFactory, engine: AsyncEngine
+) -> None:
+    name, secret = await _add_source(client, auth_headers, "sipp-upgrade", TARGETS)
+    async with engine.connect() as connection:
+        stored = (
+            await connection.execute(
+                sa.text("SELECT secret FROM hook_source WHERE name = :name"), {"name": name}
+            )
+        ).scalar_one()
+    assert stored.startswith("fernet:")
+    assert secret not in stored
+    assert unseal(stored) == secret
+    # And it still verifies what the sender signs with it.
+    response = await _post(client, name, secret, _notice("9.9.9"))
+    assert response.status_code == 202, response.text
 
 
 async def test_sources_are_for_admins_and_their_own_satkers(

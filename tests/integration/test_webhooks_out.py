@@ -28,6 +28,7 @@ from services.core.audit.models import OutboxRecord
 from services.core.db import session_factory, unit_of_work, utcnow
 from services.core.instances.jobs import QUEUE_NAME
 from services.core.instances.models import InstanceRecord
+from services.core.secrets import unseal
 from services.core.settings import Settings, WebhookSettings
 from services.core.webhooks import delivery, relay
 from services.core.webhooks.catalogue import BY_TYPE
@@ -658,6 +659,22 @@ async def test_every_outbox_row_matches_the_catalogue(engine: AsyncEngine) -> No
         jsonschema.Draft202012Validator(event.schema).validate(body)
         data = event.data_schema["properties"]
         assert set(body["data"]) <= set(data), row.type
+
+
+async def test_signing_secrets_are_stored_encrypted(
+    subscribe: Subscribe, engine: AsyncEngine
+) -> None:
+    subscription = await subscribe("http://127.0.0.1:9/never", ["*"])
+    async with engine.connect() as connection:
+        stored = (
+            await connection.execute(
+                sa.text("SELECT secret FROM webhook_subscription WHERE id = :id"),
+                {"id": subscription["id"]},
+            )
+        ).scalar_one()
+    assert stored.startswith("fernet:")
+    assert subscription["secret"] not in stored
+    assert unseal(stored) == subscription["secret"]
 
 
 async def _tampered_trails(session: AsyncSession) -> set[str]:

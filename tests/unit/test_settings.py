@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel, ValidationError
 
+from services.core.secrets import new_key
 from services.core.settings import DEVELOPMENT_JWT_SECRET, Settings
 
 STRONG_SECRET = "s" * 40
+KEY = new_key()
 
 
 def _env_names(model: type[BaseModel], prefix: str = "ALUR_") -> list[str]:
@@ -47,9 +49,24 @@ def test_production_needs_a_database() -> None:
         Settings(env="production", auth={"jwt_secret": STRONG_SECRET}, database={"url": None})
 
 
+def test_production_needs_secret_keys() -> None:
+    with pytest.raises(ValidationError, match="ALUR_SECRETS__KEYS must be set"):
+        Settings(
+            env="production",
+            auth={"jwt_secret": STRONG_SECRET},
+            database={"url": "postgresql+asyncpg://alur@db/alur"},
+        )
+
+
+def test_secret_keys_are_checked_one_by_one() -> None:
+    with pytest.raises(ValidationError, match="key 2 is not a Fernet key"):
+        Settings(env="test", auth={"jwt_secret": STRONG_SECRET}, secrets={"keys": f"{KEY}, nope"})
+
+
 def test_nested_sections_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ALUR_ENV", "production")
     monkeypatch.setenv("ALUR_AUTH__JWT_SECRET", STRONG_SECRET)
+    monkeypatch.setenv("ALUR_SECRETS__KEYS", KEY)
     monkeypatch.setenv("ALUR_AUTH__ALGORITHMS", "RS256, ES256")
     monkeypatch.setenv("ALUR_DATABASE__URL", "postgresql+asyncpg://alur@db/alur")
     monkeypatch.setenv("ALUR_WORKER__ESCALATION_MULTIPLES", "1, 2,4")

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from services.core.db import JsonType, UtcDateTime
+from services.core.secrets import SealedString
 
 
 class HookSourceRecord(SQLModel, table=True):
@@ -24,9 +25,9 @@ class HookSourceRecord(SQLModel, table=True):
     kind: str = Field(max_length=32)
     satkers: list[str] = Field(default_factory=list, sa_type=JsonType)
     description: str = Field(default="", max_length=500)
-    # Kept readable: verifying an HMAC needs the key itself, a hash of it would not do.
-    # The API shows it once, when the source is created.
-    secret: str = Field(max_length=100)
+    # Verifying an HMAC needs the key itself, a hash of it would not do: it is encrypted
+    # at rest (`services.core.secrets`). The API shows it once, when the source is created.
+    secret: str = Field(sa_type=SealedString)
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_type=UtcDateTime)
     deleted_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from services.core.db import BigId, JsonType, UtcDateTime
+from services.core.secrets import SealedString
 
 
 class WebhookSubscriptionRecord(SQLModel, table=True):
@@ -23,11 +24,12 @@ class WebhookSubscriptionRecord(SQLModel, table=True):
     event_types: list[str] = Field(default_factory=list, sa_type=JsonType)
     active: bool = True
     description: str = Field(default="", max_length=500)
-    # Kept readable: signing needs the key itself. The API shows it once.
-    secret: str = Field(max_length=100)
+    # Signing needs the key itself, so it is encrypted at rest rather than hashed
+    # (`services.core.secrets`). The API shows it once.
+    secret: str = Field(sa_type=SealedString)
     # After a rotation the old secret signs too until it expires, so receivers can
     # switch without losing a message.
-    previous_secret: str | None = Field(default=None, max_length=100)
+    previous_secret: str | None = Field(default=None, sa_type=SealedString)
     previous_secret_expires_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
     # The failure streak: the first failure since the last success, and the latest one.
     failing_since: datetime | None = Field(default=None, sa_type=UtcDateTime)
