@@ -36,6 +36,9 @@ def test_api_and_worker_wait_for_the_migration_and_use_postgres_and_redis() -> N
         assert environment["ALUR_DATABASE__URL"].startswith("postgresql+asyncpg://")
         assert environment["ALUR_REDIS__URL"].startswith("redis://")
         assert environment["ALUR_ENV"] == "production"
+        # Production refuses to start without them; compose refuses to run without them.
+        for required in ("ALUR_AUTH__JWT_SECRET", "ALUR_SECRETS__KEYS"):
+            assert environment[required].startswith(f"${{{required}:?"), required
     assert services["migrate"]["command"] == ["alur", "migrate"]
     assert services["worker"]["command"] == ["alur", "worker"]
 
