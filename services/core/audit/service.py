@@ -20,6 +20,7 @@ from sqlmodel import col, select
 
 from services.core.audit.models import AuditEventRecord, FindingRecord, OutboxRecord
 from services.core.db import asyncpg_connection
+from services.core.instances.models import InstanceRecord
 from services.core.pg import pg_json, pg_rows
 
 GENESIS_HASH = "0" * 64
@@ -199,7 +200,7 @@ _EVENT_COLUMNS = (
     "hash",
 )
 _BODY_COLUMNS = ("id", "instance_id", "type", "occurred_at", "task_id", "actor", "data")
-_INSTANCES = sa.table("instance", sa.column("id"), sa.column("satker_id"), sa.column("sop_code"))
+_INSTANCES: sa.Table = InstanceRecord.__table__  # type: ignore[attr-defined]
 # Which satker each instance of a batch of events belongs to.
 _SATKER_ROWS = sa.Table(
     "event_satker",

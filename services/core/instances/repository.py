@@ -363,12 +363,19 @@ _SELECT_TASKS = (
     .where(TASKS.c.instance_id == sa.bindparam("id"))
     .order_by(TASKS.c.opened_at, TASKS.c.id)
 )
-_UPDATE_INSTANCE = (
-    sa.update(INSTANCES)
-    .where(INSTANCES.c.id == sa.bindparam("b_id"))
-    .where(INSTANCES.c.version == sa.bindparam("b_version"))
-    .values({name: sa.bindparam(name) for name in _INSTANCE_CHANGES})
-)
+
+
+def _versioned_instance_update(columns: Sequence[str]) -> sa.Update:
+    """Set `columns` of instance `b_id` if it is still at version `b_version`."""
+    return (
+        sa.update(INSTANCES)
+        .where(INSTANCES.c.id == sa.bindparam("b_id"))
+        .where(INSTANCES.c.version == sa.bindparam("b_version"))
+        .values({name: sa.bindparam(name) for name in columns})
+    )
+
+
+_UPDATE_INSTANCE = _versioned_instance_update(_INSTANCE_CHANGES)
 _DUE_TASK_INSTANCES = (
     sa.select(TASKS.c.instance_id)
     .where(TASKS.c.next_check_at <= sa.bindparam("now"), TASKS.c.status == TaskStatus.OPEN.value)
@@ -397,12 +404,7 @@ _DUE_TASKS = sa.select(TASKS).where(
     TASKS.c.status == TaskStatus.OPEN.value,
     TASKS.c.next_check_at <= sa.bindparam("now"),
 )
-_WATCH_INSTANCE = (
-    sa.update(INSTANCES)
-    .where(INSTANCES.c.id == sa.bindparam("b_id"))
-    .where(INSTANCES.c.version == sa.bindparam("b_version"))
-    .values({name: sa.bindparam(name) for name in WATCH_INSTANCE})
-)
+_WATCH_INSTANCE = _versioned_instance_update(WATCH_INSTANCE)
 _WATCH_TASK = (
     sa.update(TASKS)
     .where(TASKS.c.id == sa.bindparam("b_id"))
