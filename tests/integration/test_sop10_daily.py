@@ -13,12 +13,15 @@ import pytest
 from arq.connections import RedisSettings, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.core.automation.handlers import default_handlers
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
 from services.core.instances.jobs import QUEUE_NAME, QueuedJob, enqueue_jobs
 from services.core.instances.service import Services
 from services.core.settings import Settings
 from services.core.sipp import service as sipp
+from services.worker import context as worker_context
+from services.worker import tasks as worker_tasks
 from tests.conftest import TokenFactory
 from tests.workers import run_burst
 
@@ -138,3 +141,49 @@ async def test_no_configuration_flags_the_step_for_a_person(
     (task,) = [t for t in instance["tasks"] if t["status"] == "open"]
     assert task["step_id"] == "sinkron_backup_otomatis"
     assert "no SIPP check configuration" in (task["flag"] or "")
+
+
+async def test_a_failing_step_is_retried_with_backoff_then_flagged(
+    client: httpx.AsyncClient,
+    auth_headers: TokenFactory,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An unexpected error is retried (5 s, 20 s, 80 s... apart; no wait here), and after
+    the last try the task stays open, flagged with the error for a person: never lost."""
+    tries: list[str] = []
+
+    async def broken(*args: Any, **kwargs: Any) -> Any:
+        tries.append("try")
+        raise RuntimeError("disk on fire")
+
+    delays: list[int] = []
+    backoff = worker_tasks.backoff_seconds
+
+    def no_wait(job_try: int) -> int:
+        delays.append(backoff(job_try))
+        return 0
+
+    monkeypatch.setattr(
+        worker_context,
+        "default_handlers",
+        lambda: {**default_handlers(), "sipp_scheduled_run": broken},
+    )
+    monkeypatch.setattr(worker_tasks, "backoff_seconds", no_wait)
+    admin = auth_headers(["staf_ti", "admin"], satker="pn-tais")
+    started = await client.post(
+        "/v1/instances",
+        json={"sop": "monitoring-sinkronisasi-backup-sipp", "title": "Broken"},
+        headers=admin,
+    )
+    instance_id = started.json()["id"]
+    await run_burst(settings)
+    assert len(tries) == settings.worker.max_tries
+    assert delays == [5, 20, 80, 320][: settings.worker.max_tries - 1]
+    instance = await _instance(client, auth_headers, "pn-tais", instance_id)
+    (task,) = [t for t in instance["tasks"] if t["status"] == "open"]
+    assert task["step_id"] == "sinkron_backup_otomatis"
+    assert task["flag"] == (
+        f"sipp_scheduled_run failed {settings.worker.max_tries} times; "
+        "last error: RuntimeError: disk on fire"
+    )
