@@ -126,19 +126,25 @@ async def test_daily_check_takes_the_branch_the_files_call_for(
     assert await _run_day(engine, settings) == []
 
 
+async def _first_step_after_the_worker(
+    client: httpx.AsyncClient, auth_headers: TokenFactory, settings: Settings, title: str
+) -> dict[str, Any]:
+    """Start a SOP 10 instance by hand, let a real worker run, return its open task."""
+    started = await client.post(
+        "/v1/instances",
+        json={"sop": "monitoring-sinkronisasi-backup-sipp", "title": title},
+        headers=auth_headers(["staf_ti", "admin"], satker="pn-tais"),
+    )
+    await run_burst(settings)
+    instance = await _instance(client, auth_headers, "pn-tais", started.json()["id"])
+    (task,) = [t for t in instance["tasks"] if t["status"] == "open"]
+    return dict(task)
+
+
 async def test_no_configuration_flags_the_step_for_a_person(
     client: httpx.AsyncClient, auth_headers: TokenFactory, engine: AsyncEngine, settings: Settings
 ) -> None:
-    admin = auth_headers(["staf_ti", "admin"], satker="pn-tais")
-    started = await client.post(
-        "/v1/instances",
-        json={"sop": "monitoring-sinkronisasi-backup-sipp", "title": "Manual"},
-        headers=admin,
-    )
-    instance_id = started.json()["id"]
-    await run_burst(settings)
-    instance = await _instance(client, auth_headers, "pn-tais", instance_id)
-    (task,) = [t for t in instance["tasks"] if t["status"] == "open"]
+    task = await _first_step_after_the_worker(client, auth_headers, settings, "Manual")
     assert task["step_id"] == "sinkron_backup_otomatis"
     assert "no SIPP check configuration" in (task["flag"] or "")
 
@@ -170,18 +176,9 @@ async def test_a_failing_step_is_retried_with_backoff_then_flagged(
         lambda: {**default_handlers(), "sipp_scheduled_run": broken},
     )
     monkeypatch.setattr(worker_tasks, "backoff_seconds", no_wait)
-    admin = auth_headers(["staf_ti", "admin"], satker="pn-tais")
-    started = await client.post(
-        "/v1/instances",
-        json={"sop": "monitoring-sinkronisasi-backup-sipp", "title": "Broken"},
-        headers=admin,
-    )
-    instance_id = started.json()["id"]
-    await run_burst(settings)
+    task = await _first_step_after_the_worker(client, auth_headers, settings, "Broken")
     assert len(tries) == settings.worker.max_tries
     assert delays == [5, 20, 80, 320][: settings.worker.max_tries - 1]
-    instance = await _instance(client, auth_headers, "pn-tais", instance_id)
-    (task,) = [t for t in instance["tasks"] if t["status"] == "open"]
     assert task["step_id"] == "sinkron_backup_otomatis"
     assert task["flag"] == (
         f"sipp_scheduled_run failed {settings.worker.max_tries} times; "
