@@ -47,8 +47,7 @@ def issue(
     auth = settings.auth
     if "HS256" not in auth.algorithms:
         # The API would refuse the token, so minting it would only mislead.
-        typer.echo("HS256 is not in ALUR_AUTH__ALGORITHMS; the API would refuse it", err=True)
-        raise typer.Exit(2)
+        raise refuse("HS256 is not in ALUR_AUTH__ALGORITHMS; the API would refuse it")
     role_ids = [role.strip() for role in roles.split(",") if role.strip()]
     if not role_ids:
         raise typer.BadParameter("give at least one role id", param_hint="'--roles'")
