@@ -18,9 +18,20 @@ import typer
 from alembic.util.exc import CommandError
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from services.core.errors import AlurError
+
+# A server (the database, Redis) that cannot be reached.
+_UNREACHABLE = (
+    ConnectionError,
+    socket.gaierror,
+    TimeoutError,
+    RedisConnectionError,
+    RedisTimeoutError,
+)
 
 # Exit statuses: 1 the command failed, 2 it was given something it cannot use.
 FAILED = 1
@@ -76,7 +87,7 @@ def _expected(exc: Exception) -> tuple[str, int] | None:
     ):
         # The driver's message, not SQLAlchemy's, which appends the statement and values.
         return f"database: {_first_line(exc.orig or exc)}", FAILED
-    if isinstance(exc, ConnectionError | socket.gaierror | TimeoutError):
+    if isinstance(exc, _UNREACHABLE):
         return (
             f"cannot connect: {exc or type(exc).__name__} (is the server of "
             "ALUR_DATABASE__URL or ALUR_REDIS__URL running?)",
