@@ -55,6 +55,8 @@ lock: $(BIN)/python
 	$(BIN)/pip install --quiet uv
 	$(BIN)/uv pip compile pyproject.toml -o requirements.lock --python-version 3.11 --no-header
 	$(BIN)/uv pip compile pyproject.toml --extra dev -o requirements-dev.lock --python-version 3.11 --no-header
+	$(BIN)/uv pip compile tests/e2e/openapi-client.in -o tests/e2e/openapi-client.lock \
+		--python-version 3.11 --no-header
 
 clean:
 	rm -rf $(VENV) .alur .pytest_cache .mypy_cache .ruff_cache

@@ -20,6 +20,7 @@ from services.api.metrics.http import HttpMetrics
 from services.api.metrics.router import router as metrics_router
 from services.api.middleware import RequestObservability
 from services.api.monitors.router import router as monitors_router
+from services.api.openapi import install_openapi, operation_id
 from services.api.problems import install_problem_handlers
 from services.api.satkers.router import router as satkers_router
 from services.api.sipp.router import router as sipp_router
@@ -66,8 +67,10 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
         # Alur exports its own Prometheus metrics and logs; FastAPI's built-in OpenTelemetry
         # layer would cost every request without an exporter to feed.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
+        generate_unique_id_function=operation_id,
     )
     install_problem_handlers(app)
+    install_openapi(app)
     app.state.http_metrics = HttpMetrics()
     app.add_middleware(RequestObservability, metrics=app.state.http_metrics)
     app.include_router(health_router)

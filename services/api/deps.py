@@ -11,6 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.context import AppContext
+from services.api.openapi import answers
 from services.core.db import unit_of_work
 from services.core.engine.state import Actor
 from services.core.errors import AlurError
@@ -27,6 +28,7 @@ async def get_context(request: Request) -> AppContext:
 Context = Annotated[AppContext, Depends(get_context)]
 
 
+@answers(503)
 async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
     """A read-mostly request's transaction: committed when the handler returns."""
     async with unit_of_work(context.sessions) as session:
@@ -44,6 +46,7 @@ class UnitOfWork:
     jobs: list[QueuedJob] = field(default_factory=list)
 
 
+@answers(503)
 async def get_unit_of_work(context: Context) -> AsyncIterator[UnitOfWork]:
     async with unit_of_work(context.sessions) as session:
         uow = UnitOfWork(session)
@@ -60,6 +63,7 @@ Work = Annotated[UnitOfWork, Depends(get_unit_of_work, scope="function")]
 _bearer = HTTPBearer(auto_error=False, description="A JWT with sub, roles, satker claims.")
 
 
+@answers(401)
 async def get_principal(
     context: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
@@ -88,6 +92,7 @@ class RoleRequired(AlurError):
 
 
 def require_role(role: str) -> Callable[[Actor], Coroutine[Any, Any, Actor]]:
+    @answers(403)
     async def check(actor: CurrentActor) -> Actor:
         if role not in actor.roles:
             raise RoleRequired(f"This needs the {role!r} role", extra={"required_role": role})

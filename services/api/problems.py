@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.engine.errors import DomainError
@@ -28,6 +28,7 @@ _HTTP_CODES = {
     406: "not_acceptable",
     409: "conflict",
     412: "precondition_failed",
+    413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
@@ -36,17 +37,28 @@ _HTTP_CODES = {
 }
 
 
+class ProblemError(BaseModel):
+    """One reason a request was not valid."""
+
+    location: str = Field(examples=["body.title"])
+    message: str = Field(examples=["Field required"])
+    type: str = Field(examples=["missing"])
+
+
 class Problem(BaseModel):
     """An RFC 9457 problem document (extension members allowed)."""
 
     model_config = ConfigDict(extra="allow")
 
-    type: str
+    type: str = Field(examples=["urn:alur:problem:instance_not_found"])
     title: str
     status: int
     detail: str | None = None
     instance: str | None = None
-    code: str
+    code: str = Field(description="Stable: branch on it.", examples=["instance_not_found"])
+    errors: list[ProblemError] | None = Field(
+        default=None, description="Validation problems (`validation_error`): each reason."
+    )
 
 
 def problem_response(
@@ -100,6 +112,27 @@ async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    malformed = next((e for e in exc.errors() if e.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        # Not JSON at all is a malformed request (400), unlike JSON that breaks the schema.
+        position = malformed.get("loc", ("body", 0))[-1]
+        reason = malformed.get("ctx", {}).get("error", "not JSON")
+        return problem_response(
+            request,
+            status=400,
+            code="malformed_json",
+            title="The body is not well-formed JSON",
+            detail=f"{reason} at character {position}",
+        )
+    if isinstance(exc.body, bytes) and any(e.get("loc", ())[:1] == ("body",) for e in exc.errors()):
+        # FastAPI leaves a body unparsed (bytes) when its content type is not JSON.
+        return problem_response(
+            request,
+            status=415,
+            code="unsupported_media_type",
+            title="The body must be JSON",
+            detail="Send the body with Content-Type: application/json",
+        )
     errors = [
         {
             "location": ".".join(str(part) for part in error.get("loc", ())),
@@ -154,13 +187,45 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, _unexpected_error)
 
 
+_DESCRIPTIONS = {
+    400: "Malformed request: a body that is not JSON (`malformed_json`), a bad header",
+    401: "No valid credentials (`token_missing`, `invalid_token`, `token_expired`)",
+    403: "Your roles or lanes do not allow this",
+    404: "Not found, or not visible to you",
+    409: "Conflicts with the current state",
+    412: "`If-Match` is not the current version (`version_mismatch`)",
+    413: "The body is too large (`payload_too_large`)",
+    415: "The body is not `application/json` (`unsupported_media_type`)",
+    422: "The request is not valid (`validation_error` lists `errors`)",
+    429: "Too many requests; retry after `Retry-After` seconds",
+    503: "The database or Redis is unavailable (`unavailable`); retry after `Retry-After`",
+}
+
+_HEADERS = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "The RFC 6750 challenge.",
+            "schema": {"type": "string"},
+        }
+    },
+    429: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    503: {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+}
+
+PROBLEM_SCHEMA_REF = "#/components/schemas/Problem"
+
+
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the problems a route may answer."""
-    return {
-        status: {
-            "model": Problem,
-            "description": _HTTP_CODES.get(status, "error").replace("_", " "),
-            "content": {PROBLEM_MEDIA_TYPE: {}},
-        }
-        for status in statuses
+    return {status: problem_response_doc(status) for status in statuses}
+
+
+def problem_response_doc(status: int) -> dict[str, Any]:
+    """One OpenAPI response: the `Problem` schema as `application/problem+json`."""
+    doc: dict[str, Any] = {
+        "description": _DESCRIPTIONS.get(status, _HTTP_CODES.get(status, "error")),
+        "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_SCHEMA_REF}}},
     }
+    if status in _HEADERS:
+        doc["headers"] = _HEADERS[status]
+    return doc

@@ -7,12 +7,14 @@ import signal
 import subprocess
 import sys
 from enum import StrEnum
+from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Annotated
 
 import orjson
 import typer
 
+from services.cli import errors
 from services.cli.hooks import hook_source_app
 from services.cli.records import audit_app, satker_app
 from services.cli.secrets import secrets_app
@@ -20,7 +22,14 @@ from services.cli.sipp import sipp_app
 from services.cli.token import token_app
 from services.core.settings import get_settings
 
-app = typer.Typer(help="Alur: executable SOPs for courts.", no_args_is_help=True)
+app = typer.Typer(
+    help="Alur: executable SOPs for courts.",
+    no_args_is_help=True,
+    # `main` reports errors (services/cli/errors.py); typer's pretty tracebacks would
+    # print local variables, secrets among them.
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+)
 catalog_app = typer.Typer(help="Validate and export the SOP catalog.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(audit_app, name="audit")
@@ -29,6 +38,33 @@ app.add_typer(satker_app, name="satker")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(sipp_app, name="sipp")
 app.add_typer(token_app, name="token")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"alur {package_version('alur')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version."
+        ),
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")
+    ] = False,
+) -> None:
+    if debug:
+        errors.show_tracebacks()
+
+
+def main() -> None:
+    """The `alur` command."""
+    errors.run(app)
 
 
 def _port() -> int:
@@ -204,4 +240,4 @@ def catalog_export(
 
 
 if __name__ == "__main__":
-    app()
+    main()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +13,6 @@ from sqlmodel import col, select
 
 from services.core.audit import service as audit
 from services.core.db import create_engine, session_factory, unit_of_work, utcnow
-from services.core.errors import AlurError
 from services.core.instances.models import InstanceRecord
 from services.core.satkers import service as satkers
 from services.core.settings import get_settings
@@ -32,11 +32,7 @@ def _run(work: Callable[[AsyncSession], Awaitable[T]]) -> T:
         finally:
             await engine.dispose()
 
-    try:
-        return asyncio.run(main())
-    except AlurError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
-        raise typer.Exit(1) from exc
+    return asyncio.run(main())
 
 
 @audit_app.command("verify")
@@ -75,6 +71,15 @@ def verify(
     typer.echo(f"{checked} audit trail(s) verified")
 
 
+def _timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        message = f"{name!r} is not an IANA time zone (e.g. Asia/Jakarta)"
+        raise typer.BadParameter(message) from error
+    return name
+
+
 @satker_app.command("add")
 def add(
     satker_id: Annotated[str, typer.Argument(help="Id, e.g. pn-curup.")],
@@ -83,7 +88,9 @@ def add(
     lane_role: Annotated[
         str | None, typer.Option(help="Lane this court acts in on its children, e.g. pt.")
     ] = None,
-    timezone: Annotated[str, typer.Option(help="IANA timezone.")] = "Asia/Jakarta",
+    timezone: Annotated[
+        str, typer.Option(help="IANA timezone.", callback=_timezone)
+    ] = "Asia/Jakarta",
 ) -> None:
     """Add a satker to the tree."""
 

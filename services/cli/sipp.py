@@ -19,17 +19,13 @@ import orjson
 import typer
 from pydantic import ValidationError
 
+from services.cli.errors import refuse
 from services.core.sipp.config import SippCheckConfig
 from services.core.sipp.verify import verify_backup
 
 sipp_app = typer.Typer(
     help="SIPP backup and synchronisation checks (SOP 10).", no_args_is_help=True
 )
-
-
-def _refuse(message: str) -> typer.Exit:
-    typer.echo(message, err=True)
-    return typer.Exit(2)
 
 
 def build_config(config_file: Path | None, overrides: dict[str, Any]) -> SippCheckConfig:
@@ -39,11 +35,11 @@ def build_config(config_file: Path | None, overrides: dict[str, Any]) -> SippChe
         try:
             loaded = orjson.loads(config_file.read_bytes())
         except OSError as error:
-            raise _refuse(f"cannot read {config_file}: {error.strerror or error}") from error
+            raise refuse(f"cannot read {config_file}: {error.strerror or error}") from error
         except orjson.JSONDecodeError as error:
-            raise _refuse(f"{config_file} is not valid JSON: {error}") from error
+            raise refuse(f"{config_file} is not valid JSON: {error}") from error
         if not isinstance(loaded, dict):
-            raise _refuse(f"{config_file} must hold a JSON object of SippCheckConfig fields")
+            raise refuse(f"{config_file} must hold a JSON object of SippCheckConfig fields")
         fields.update(loaded)
     fields.update({key: value for key, value in overrides.items() if value is not None})
     try:
@@ -53,7 +49,7 @@ def build_config(config_file: Path | None, overrides: dict[str, Any]) -> SippChe
             f"  {'.'.join(str(part) for part in problem['loc']) or 'config'}: {problem['msg']}"
             for problem in error.errors()
         )
-        raise _refuse(f"the SIPP check configuration is not usable:\n{problems}") from error
+        raise refuse(f"the SIPP check configuration is not usable:\n{problems}") from error
 
 
 def _parse_day(text: str) -> date:

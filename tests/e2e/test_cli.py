@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from jose import jwt
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.identity.tokens import TokenVerifier
@@ -19,13 +23,16 @@ ALUR = [sys.executable, "-m", "services.cli.main"]
 
 @pytest.fixture
 def alur(settings_env: dict[str, str], migrated: Settings):  # type: ignore[no-untyped-def]
-    import os
-
     env = {**os.environ, **settings_env}
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
+    def run(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [*ALUR, *args], env=env, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=60
+            [*ALUR, *args],
+            env={**env, **environ},
+            cwd=PROJECT_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
 
     return run
@@ -41,6 +48,116 @@ def test_token_issue_prints_a_token_the_api_accepts(alur, settings: Settings) ->
     assert principal.sub == "budi"
     assert principal.roles == frozenset({"staf_ti", "kasubbag_ptip"})
     assert (principal.satker, principal.name) == ("pn-tais", "Budi")
+    claims = jwt.get_unverified_claims(result.stdout.strip())
+    assert claims["exp"] - claims["iat"] == 8 * 3600
+
+
+@pytest.mark.parametrize(
+    ("roles", "satker", "message"),
+    [
+        ("staf_ti,penyihir", "pn-tais", "error: no role penyihir in "),
+        ("staf_ti", "pn-atlantis", "error: no satker 'pn-atlantis' in the database"),
+    ],
+)
+def test_token_issue_refuses_unknown_roles_and_satkers(  # type: ignore[no-untyped-def]
+    alur, roles: str, satker: str, message: str
+) -> None:
+    result = alur("token", "issue", "--sub", "budi", "--roles", roles, "--satker", satker)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr.startswith(message), result.stderr
+    assert len(result.stderr.splitlines()) == 1
+
+
+def _one_line(result: subprocess.CompletedProcess[str]) -> str:
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_version(alur) -> None:  # type: ignore[no-untyped-def]
+    result = alur("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"alur {version('alur')}\n"
+
+
+def test_a_bad_timezone_is_refused_in_a_few_lines(alur) -> None:  # type: ignore[no-untyped-def]
+    result = alur("satker", "add", "pn-mars", "--name", "Mars", "--timezone", "Mars/Base")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) < 8, result.stderr
+    text = " ".join(result.stderr.replace("│", " ").split())
+    assert "'Mars/Base' is not an IANA time zone" in text
+    assert "pn-mars" not in alur("satker", "list").stdout
+
+
+def test_an_unknown_migration_is_one_line(alur) -> None:  # type: ignore[no-untyped-def]
+    result = alur("migrate", "nosuch")
+    assert result.returncode == 2
+    assert _one_line(result) == "error: migration: Can't locate revision identified by 'nosuch'"
+
+
+def test_an_unreachable_database_is_one_line_without_its_password(alur) -> None:  # type: ignore[no-untyped-def]
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql+asyncpg://alur:hunter2-secret@127.0.0.1:{port}/alur"
+    result = alur("satker", "list", ALUR_DATABASE__URL=url)
+    assert result.returncode == 1
+    line = _one_line(result)
+    assert line.startswith("error: cannot connect: "), line
+    assert "hunter2" not in result.stdout + result.stderr
+
+
+def test_invalid_settings_are_one_line_without_the_value(alur) -> None:  # type: ignore[no-untyped-def]
+    result = alur("satker", "list", ALUR_ENV="production", ALUR_AUTH__JWT_SECRET="short-s3cret")
+    assert result.returncode == 2
+    line = _one_line(result)
+    assert line.startswith("error: Settings not valid: ALUR_AUTH__JWT_SECRET must be set"), line
+    assert "short-s3cret" not in result.stderr
+
+
+# A command that fails as no command should, with a secret in a local variable.
+_FAILING = """
+import sys
+from services.cli import main
+
+@main.app.command("explode")
+def explode() -> None:
+    token = "local-s3cret"
+    raise RuntimeError("the gearbox broke")
+
+sys.argv[0] = "alur"
+main.main()
+"""
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unexpected_error_is_short_and_never_shows_locals(  # type: ignore[no-untyped-def]
+    settings_env: dict[str, str], debug: bool
+) -> None:
+    args = ["--debug", "explode"] if debug else ["explode"]
+    result = subprocess.run(
+        [sys.executable, "-c", _FAILING, *args],
+        env={**os.environ, **settings_env},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert "local-s3cret" not in result.stderr
+    last = result.stderr.splitlines()[-1]
+    if debug:
+        assert result.stderr.startswith("Traceback (most recent call last):")
+        assert ", in explode\n" in result.stderr
+        assert last == "error: unexpected RuntimeError: the gearbox broke"
+    else:
+        assert _one_line(result) == (
+            "error: unexpected RuntimeError: the gearbox broke "
+            "(`alur --debug …` or ALUR_LOG__LEVEL=DEBUG shows its traceback)"
+        )
 
 
 def test_satker_add_and_list(alur) -> None:  # type: ignore[no-untyped-def]

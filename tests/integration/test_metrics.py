@@ -229,13 +229,13 @@ async def test_worker_metrics_from_redis(client: httpx.AsyncClient, redis_url: s
         await store.hdel(HEARTBEAT_KEY, "metrics-test-worker")
         await store.aclose()
     jobs = "alur_worker_jobs_total"
-    assert value(found, jobs, job=name, outcome="success") == 2
-    assert value(found, jobs, job=name, outcome="retry") == 1
-    assert value(found, jobs, job=name, outcome="failure") == 1
-    assert value(found, "alur_worker_job_duration_seconds_count", job=name) == 4
-    assert value(found, "alur_worker_job_duration_seconds_bucket", job=name, le="+Inf") == 4
+    assert value(found, jobs, function=name, outcome="success") == 2
+    assert value(found, jobs, function=name, outcome="retry") == 1
+    assert value(found, jobs, function=name, outcome="failure") == 1
+    assert value(found, "alur_worker_job_duration_seconds_count", function=name) == 4
+    assert value(found, "alur_worker_job_duration_seconds_bucket", function=name, le="+Inf") == 4
     # Each of these runs took far less than the first bucket's 10 ms.
-    assert value(found, "alur_worker_job_duration_seconds_bucket", job=name, le="0.01") == 4
+    assert value(found, "alur_worker_job_duration_seconds_bucket", function=name, le="0.01") == 4
     assert (value(found, "alur_worker_heartbeat_age_seconds") or 99) < 60
     assert (value(found, "alur_workers") or 0) >= 1
     assert value(found, "alur_queue_depth") is not None

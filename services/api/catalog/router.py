@@ -45,7 +45,7 @@ async def list_sops(session: Session) -> SopList:
     "/{code}",
     response_model=SopDefinition,
     summary="One SOP definition, all sections A–G",
-    responses=problem_responses(404, 422),
+    responses=problem_responses(404),
 )
 async def get_sop(code: str, session: Session, version: Version = None) -> SopDefinition:
     return await service.get_definition(session, code, version)
@@ -57,9 +57,10 @@ DIAGRAM_MEDIA_TYPES = {"mermaid": "text/plain; charset=utf-8", "bpmn": "applicat
 @router.get(
     "/{code}/diagram",
     summary="The SOP as a Mermaid flowchart or BPMN 2.0 XML (with diagram layout)",
+    name="get_sop_diagram",
     responses={
         200: {"content": {"text/plain": {}, "application/xml": {}}},
-        **problem_responses(404, 422),
+        **problem_responses(404),
     },
     response_class=Response,
 )

@@ -27,20 +27,28 @@ class Check(BaseModel):
     detail: str | None = None
 
 
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
 class Readiness(BaseModel):
     status: Literal["ok", "fail"]
     checks: dict[str, Check]
 
 
-@router.get("/healthz", summary="The process is alive (checks no dependency)")
-async def healthz() -> dict[str, str]:
-    return {"status": "ok"}
+@router.get(
+    "/healthz", summary="The process is alive (checks no dependency)", name="check_liveness"
+)
+async def healthz() -> Liveness:
+    return Liveness(status="ok")
 
 
 @router.get(
     "/readyz",
     response_model=Readiness,
     summary="Ready to serve: database, migrations, catalog, Redis and a live worker",
+    name="check_readiness",
+    # The readiness report itself, not a problem: probes and operators read its checks.
     responses={503: {"model": Readiness, "description": "A dependency is not ready"}},
 )
 async def readyz(context: Context) -> JSONResponse:

@@ -58,13 +58,15 @@ _BODY = {
     status_code=status.HTTP_202_ACCEPTED,
     response_model=HookReceipt,
     summary="Receive a signed notice (Standard Webhooks)",
+    name="receive_hook",
     description="The body is checked against `webhook-signature` with the source's secret, "
     "stored, answered at once, and acted on by a worker. A repeated `webhook-id` answers "
     "200 `duplicate` and has no further effect.",
     openapi_extra=_BODY,
     responses={
         200: {"model": HookReceipt, "description": "A repeated webhook-id."},
-        **problem_responses(400, 401, 404, 413),
+        # 503: the message is stored in a unit of work of the handler's own.
+        **problem_responses(400, 401, 404, 413, 503),
     },
 )
 async def receive(
@@ -103,7 +105,8 @@ async def _visible(context: Context, session: AsyncSession, actor: Actor) -> set
     status_code=status.HTTP_201_CREATED,
     response_model=HookSourceCreated,
     summary="Register a sender of inbound webhooks (admin); its secret is shown once",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    name="create_hook_source",
+    responses=problem_responses(404, 409),
 )
 async def create_source(
     body: HookSourceCreate, actor: Admin, context: Context, work: Work
@@ -125,7 +128,7 @@ async def create_source(
     "/v1/hook-sources",
     response_model=HookSourceList,
     summary="Hook sources whose satkers you administer (admin)",
-    responses=problem_responses(401, 403),
+    name="list_hook_sources",
 )
 async def list_sources(actor: Admin, context: Context, session: Session) -> HookSourceList:
     records = await hooks.list_sources(session, await _visible(context, session, actor))
@@ -135,7 +138,9 @@ async def list_sources(actor: Admin, context: Context, session: Session) -> Hook
 @router.get(
     "/v1/hook-sources/{name}",
     response_model=HookSourcePublic,
-    responses=problem_responses(401, 403, 404),
+    summary="One hook source (admin)",
+    name="get_hook_source",
+    responses=problem_responses(404),
 )
 async def get_source(
     name: str, actor: Admin, context: Context, session: Session
@@ -147,7 +152,8 @@ async def get_source(
     "/v1/hook-sources/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Stop accepting a source's messages (admin); its log stays readable",
-    responses=problem_responses(401, 403, 404),
+    name="delete_hook_source",
+    responses=problem_responses(404),
 )
 async def delete_source(name: str, actor: Admin, context: Context, work: Work) -> Response:
     visible = await _visible(context, work.session, actor)
@@ -159,7 +165,7 @@ async def delete_source(name: str, actor: Admin, context: Context, work: Work) -
     "/v1/hook-messages",
     response_model=HookMessageList,
     summary="Inbound messages of your sources, newest first (admin)",
-    responses=problem_responses(401, 403, 422),
+    name="list_hook_messages",
 )
 async def list_messages(
     actor: Admin,

@@ -122,7 +122,8 @@ async def _command(
     status_code=status.HTTP_201_CREATED,
     response_model=InstancePublic,
     summary="Start a SOP",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    name="start_instance",
+    responses=problem_responses(403, 404, 409),
 )
 async def start(
     body: InstanceCreate,
@@ -178,7 +179,6 @@ async def start(
     "",
     response_model=InstancePage,
     summary="Instances you can see, newest first",
-    responses=problem_responses(401, 422),
 )
 async def list_instances(
     actor: CurrentActor,
@@ -237,7 +237,7 @@ async def list_instances(
     "/{instance_id}",
     response_model=InstancePublic,
     summary="One instance with its tasks and deadlines",
-    responses=problem_responses(401, 404),
+    responses=problem_responses(404),
 )
 async def get_instance(
     instance_id: str, actor: CurrentActor, context: Context, session: Session, response: Response
@@ -280,7 +280,9 @@ def _transition(body: TransitionCreate) -> CommandFactory:
     "/{instance_id}/transitions",
     response_model=InstancePublic,
     summary="Complete an open task (or record an external step) and move the instance on",
-    responses=problem_responses(400, 401, 403, 404, 409, 412, 422),
+    name="complete_task",
+    # 503: the command opens its own unit of work (no Session dependency to say so).
+    responses=problem_responses(400, 403, 404, 409, 412, 503),
 )
 async def transition(
     instance_id: str,
@@ -296,7 +298,8 @@ async def transition(
     "/{instance_id}/cancel",
     response_model=InstancePublic,
     summary="Cancel the instance and its open tasks",
-    responses=problem_responses(401, 403, 404, 409, 412, 422),
+    name="cancel_instance",
+    responses=problem_responses(400, 403, 404, 409, 412, 503),
 )
 async def cancel(
     instance_id: str,
@@ -315,7 +318,8 @@ async def cancel(
     "/{instance_id}/comments",
     response_model=InstancePublic,
     summary="Add a comment to the instance's audit trail",
-    responses=problem_responses(401, 404, 409, 422),
+    name="add_comment",
+    responses=problem_responses(404, 409, 503),
 )
 async def comment(
     instance_id: str,
@@ -333,7 +337,8 @@ async def comment(
     "/{instance_id}/events",
     response_model=EventPage,
     summary="The instance's audit trail, oldest first",
-    responses=problem_responses(401, 404),
+    name="list_instance_events",
+    responses=problem_responses(404),
 )
 async def events(
     instance_id: str, actor: CurrentActor, context: Context, session: Session
@@ -346,7 +351,8 @@ async def events(
     "/{instance_id}/audit",
     response_model=AuditReport,
     summary="Verify the instance's hash-chained audit trail",
-    responses=problem_responses(401, 404),
+    name="verify_instance_audit",
+    responses=problem_responses(404),
 )
 async def audit(
     instance_id: str, actor: CurrentActor, context: Context, session: Session

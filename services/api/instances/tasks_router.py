@@ -29,7 +29,7 @@ router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
     "",
     response_model=InboxPage,
     summary="Open tasks: with mine=true those you can act on; overdue first",
-    responses=problem_responses(401, 422),
+    name="list_tasks",
 )
 async def inbox(
     actor: CurrentActor,
@@ -71,7 +71,8 @@ async def _on_task(
     "/{task_id}/claim",
     response_model=InstancePublic,
     summary="Take an open task in your lane",
-    responses=problem_responses(401, 403, 404, 409),
+    name="claim_task",
+    responses=problem_responses(403, 404, 409),
 )
 async def claim(
     task_id: str, actor: CurrentActor, context: Context, work: Work, response: Response
@@ -86,7 +87,8 @@ async def claim(
     "/{task_id}/assign",
     response_model=InstancePublic,
     summary="Assign an open task to someone (lane members and those above them)",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    name="assign_task",
+    responses=problem_responses(403, 404, 409),
 )
 async def assign(
     task_id: str,
@@ -106,7 +108,8 @@ async def assign(
     "/{task_id}/release",
     response_model=InstancePublic,
     summary="Give a claimed task back to its lane",
-    responses=problem_responses(401, 403, 404, 409),
+    name="release_task",
+    responses=problem_responses(403, 404, 409),
 )
 async def release(
     task_id: str, actor: CurrentActor, context: Context, work: Work, response: Response

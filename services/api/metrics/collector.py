@@ -211,16 +211,18 @@ def _bucket_label(bound: float) -> str:
 def worker_families(
     stats: list[worker_stats.JobStats], ages: list[float], depth: int, stale_seconds: int
 ) -> list[Metric]:
+    # The job's name is the `function` label, as in the worker's log lines: a `job` label
+    # would clash with the scrape job's, which Prometheus keeps (renaming ours exported_job).
     jobs = CounterMetricFamily(
         "alur_worker_jobs",
-        "Worker job runs by job name and outcome (success, retry, failure, cancelled), "
+        "Worker job runs by function and outcome (success, retry, failure, cancelled), "
         "across all workers.",
-        labels=["job", "outcome"],
+        labels=["function", "outcome"],
     )
     durations = HistogramMetricFamily(
         "alur_worker_job_duration_seconds",
-        "Time a worker job run took, by job name, across all workers.",
-        labels=["job"],
+        "Time a worker job run took, by function, across all workers.",
+        labels=["function"],
     )
     for job in stats:
         for outcome, count in sorted(job.outcomes.items()):

@@ -12,7 +12,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from services.api.deps import Context
 from services.api.metrics.collector import scrape
 from services.api.metrics.http import HttpMetrics
-from services.api.problems import problem_responses
+from services.api.openapi import answers
 from services.core.identity.tokens import TokenMissing, Unauthorized
 
 router = APIRouter(tags=["health"])
@@ -20,6 +20,7 @@ router = APIRouter(tags=["health"])
 _bearer = HTTPBearer(auto_error=False, description="ALUR_METRICS__TOKEN, when it is set.")
 
 
+@answers(401)
 def require_metrics_token(
     context: Context,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
@@ -42,10 +43,10 @@ def get_http_metrics(request: Request) -> HttpMetrics:
 @router.get(
     "/metrics",
     summary="Prometheus metrics: HTTP, instances and tasks, outbox, monitors, backups, workers",
+    name="get_metrics",
     response_class=Response,
     responses={
-        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"},
-        **problem_responses(401),
+        200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "Prometheus text format"}
     },
     dependencies=[Depends(require_metrics_token)],
 )

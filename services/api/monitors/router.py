@@ -31,6 +31,7 @@ from services.api.monitors.schemas import (
     WindowList,
     WindowPublic,
 )
+from services.api.openapi import answers
 from services.api.problems import problem_responses
 from services.core.db import utcnow
 from services.core.engine.state import Actor
@@ -47,6 +48,7 @@ from services.core.monitors.models import (
 router = APIRouter(tags=["monitors"])
 
 
+@answers(403)
 async def _admin_or_webmaster(actor: CurrentActor) -> Actor:
     if {"admin", "admin_website"} & actor.roles:
         return actor
@@ -79,7 +81,7 @@ async def _find(
     status_code=status.HTTP_201_CREATED,
     response_model=MonitorPublic,
     summary="Watch a website (admin or admin_website)",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(404),
 )
 async def create_monitor(
     body: MonitorCreate, actor: Manager, context: Context, work: Work
@@ -110,7 +112,7 @@ async def list_monitors(actor: CurrentActor, context: Context, session: Session)
 @router.get(
     "/v1/monitors/{monitor_id}",
     response_model=MonitorPublic,
-    responses=problem_responses(401, 404),
+    responses=problem_responses(404),
 )
 async def get_monitor(
     monitor_id: str, actor: CurrentActor, context: Context, session: Session
@@ -121,7 +123,7 @@ async def get_monitor(
 @router.patch(
     "/v1/monitors/{monitor_id}",
     response_model=MonitorPublic,
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(404),
 )
 async def update_monitor(
     monitor_id: str, body: MonitorUpdate, actor: Manager, context: Context, work: Work
@@ -136,7 +138,7 @@ async def update_monitor(
 @router.delete(
     "/v1/monitors/{monitor_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(404),
 )
 async def delete_monitor(monitor_id: str, actor: Manager, context: Context, work: Work) -> Response:
     visible = await visible_satkers(context, work.session, actor)
@@ -154,7 +156,8 @@ async def delete_monitor(monitor_id: str, actor: Manager, context: Context, work
     "/v1/monitors/{monitor_id}/checks",
     response_model=CheckList,
     summary="The monitor's checks, newest first, with latency",
-    responses=problem_responses(401, 404),
+    name="list_monitor_checks",
+    responses=problem_responses(404),
 )
 async def list_checks(
     monitor_id: str,
@@ -182,7 +185,8 @@ async def list_checks(
     status_code=status.HTTP_201_CREATED,
     response_model=WindowPublic,
     summary="Checks in a window neither count as failures nor open incidents",
-    responses=problem_responses(401, 403, 404, 422),
+    name="add_maintenance_window",
+    responses=problem_responses(404),
 )
 async def add_window(
     monitor_id: str, body: WindowCreate, actor: Manager, context: Context, work: Work
@@ -198,7 +202,8 @@ async def add_window(
 @router.get(
     "/v1/monitors/{monitor_id}/maintenance-windows",
     response_model=WindowList,
-    responses=problem_responses(401, 404),
+    name="list_maintenance_windows",
+    responses=problem_responses(404),
 )
 async def list_windows(
     monitor_id: str, actor: CurrentActor, context: Context, session: Session
@@ -226,7 +231,7 @@ class RenewalNotFound(NotFound):
     status_code=status.HTTP_201_CREATED,
     response_model=RenewalPublic,
     summary="A hosting, domain or connection service and its due date",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(404),
 )
 async def create_renewal(
     body: RenewalCreate, actor: Manager, context: Context, work: Work
@@ -253,7 +258,7 @@ async def list_renewals(actor: CurrentActor, context: Context, session: Session)
 @router.delete(
     "/v1/renewals/{renewal_id}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(404),
 )
 async def delete_renewal(renewal_id: str, actor: Manager, context: Context, work: Work) -> Response:
     renewal = await work.session.get(RenewalRecord, renewal_id)

@@ -80,7 +80,7 @@ async def list_satkers(actor: CurrentActor, context: Context, session: Session) 
     status_code=status.HTTP_201_CREATED,
     response_model=SatkerPublic,
     summary="Add a satker (admin)",
-    responses=problem_responses(401, 403, 404, 409, 422),
+    responses=problem_responses(404, 409),
 )
 async def create_satker(
     body: SatkerCreate, actor: Admin, context: Context, work: Work
@@ -108,7 +108,8 @@ async def create_satker(
     "/{satker_id}/calendar-overrides",
     response_model=OverrideList,
     summary="Local days off, extra working days and special hours",
-    responses=problem_responses(401, 404),
+    name="list_calendar_overrides",
+    responses=problem_responses(404),
 )
 async def list_overrides(
     satker_id: str, actor: CurrentActor, context: Context, session: Session
@@ -123,7 +124,8 @@ async def list_overrides(
     status_code=status.HTTP_201_CREATED,
     response_model=OverridePublic,
     summary="Add a calendar override (admin); deadlines opened from then on follow it",
-    responses=problem_responses(401, 403, 404, 422),
+    name="add_calendar_override",
+    responses=problem_responses(404),
 )
 async def add_override(
     satker_id: str, body: OverrideCreate, actor: Admin, context: Context, work: Work

@@ -52,7 +52,7 @@ class BackupCheckList(BaseModel):
     "/v1/backup-checks",
     response_model=BackupCheckList,
     summary="Results of the SIPP backup and sync checks, newest first",
-    responses=problem_responses(401, 404),
+    responses=problem_responses(404),
 )
 async def list_backup_checks(
     actor: CurrentActor,
@@ -74,7 +74,7 @@ async def list_backup_checks(
     "/v1/satkers/{satker_id}/sipp-config",
     response_model=SippCheckConfig,
     summary="Where the satker's SIPP backups, sync log and database are",
-    responses=problem_responses(401, 403, 404),
+    responses=problem_responses(404),
 )
 async def get_sipp_config(
     satker_id: str, actor: Admin, context: Context, session: Session
@@ -90,7 +90,7 @@ async def get_sipp_config(
     "/v1/satkers/{satker_id}/sipp-config",
     response_model=SippCheckConfig,
     summary="Set the satker's SIPP check configuration (admin)",
-    responses=problem_responses(401, 403, 404, 422),
+    responses=problem_responses(404),
 )
 async def put_sipp_config(
     satker_id: str, body: SippCheckConfig, actor: Admin, context: Context, work: Work

@@ -47,7 +47,7 @@ SUBSCRIPTIONS = "/v1/webhook-subscriptions"
     "/v1/webhook-event-types",
     response_model=EventTypeList,
     summary="Every event type a subscription can receive, with its payload schema",
-    responses=problem_responses(401),
+    name="list_webhook_event_types",
 )
 async def list_event_types(actor: CurrentActor) -> EventTypeList:
     return EventTypeList(
@@ -68,7 +68,7 @@ async def list_event_types(actor: CurrentActor) -> EventTypeList:
     status_code=status.HTTP_201_CREATED,
     response_model=SubscriptionCreated,
     summary="Subscribe a URL to events (admin); the secret is shown only here",
-    responses=problem_responses(401, 403, 422),
+    name="create_webhook_subscription",
 )
 async def create_subscription(
     body: SubscriptionCreate, actor: Admin, context: Context, work: Work
@@ -88,7 +88,12 @@ async def create_subscription(
     return SubscriptionCreated(**public.model_dump(), secret=created.secret)
 
 
-@router.get(SUBSCRIPTIONS, response_model=SubscriptionList, summary="Your satker's subscriptions")
+@router.get(
+    SUBSCRIPTIONS,
+    response_model=SubscriptionList,
+    summary="Your satker's subscriptions",
+    name="list_webhook_subscriptions",
+)
 async def list_subscriptions(actor: CurrentActor, session: Session) -> SubscriptionList:
     records = await repository.list_subscriptions(session, actor.satker)
     return SubscriptionList(items=[SubscriptionPublic.model_validate(r) for r in records])
@@ -97,7 +102,9 @@ async def list_subscriptions(actor: CurrentActor, session: Session) -> Subscript
 @router.get(
     SUBSCRIPTIONS + "/{subscription_id}",
     response_model=SubscriptionPublic,
-    responses=problem_responses(401, 404),
+    summary="One subscription (never its secret)",
+    name="get_webhook_subscription",
+    responses=problem_responses(404),
 )
 async def get_subscription(
     subscription_id: str, actor: CurrentActor, session: Session
@@ -110,7 +117,8 @@ async def get_subscription(
     SUBSCRIPTIONS + "/{subscription_id}",
     response_model=SubscriptionPublic,
     summary="Change a subscription (admin); `active: true` re-enables a disabled one",
-    responses=problem_responses(401, 403, 404, 422),
+    name="update_webhook_subscription",
+    responses=problem_responses(404),
 )
 async def update_subscription(
     subscription_id: str, body: SubscriptionUpdate, actor: Admin, context: Context, work: Work
@@ -134,7 +142,8 @@ async def update_subscription(
     SUBSCRIPTIONS + "/{subscription_id}",
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete a subscription with its delivery log (admin)",
-    responses=problem_responses(401, 403, 404),
+    name="delete_webhook_subscription",
+    responses=problem_responses(404),
 )
 async def delete_subscription(subscription_id: str, actor: Admin, work: Work) -> Response:
     record = await service.find_subscription(work.session, actor.satker, subscription_id)
@@ -146,7 +155,8 @@ async def delete_subscription(subscription_id: str, actor: Admin, work: Work) ->
     SUBSCRIPTIONS + "/{subscription_id}/rotate-secret",
     response_model=SecretRotated,
     summary="A new signing secret (admin); the old one also signs during the overlap",
-    responses=problem_responses(401, 403, 404, 422),
+    name="rotate_webhook_secret",
+    responses=problem_responses(404),
 )
 async def rotate_secret(
     subscription_id: str,
@@ -190,7 +200,7 @@ def _public(
     "/v1/webhook-deliveries",
     response_model=DeliveryList,
     summary="Your satker's deliveries, newest first, with every attempt",
-    responses=problem_responses(401, 422),
+    name="list_webhook_deliveries",
 )
 async def list_deliveries(
     actor: CurrentActor,
@@ -219,7 +229,9 @@ async def list_deliveries(
 @router.get(
     "/v1/webhook-deliveries/{delivery_id}",
     response_model=DeliveryPublic,
-    responses=problem_responses(401, 404),
+    summary="One delivery with every attempt",
+    name="get_webhook_delivery",
+    responses=problem_responses(404),
 )
 async def get_delivery(delivery_id: int, actor: CurrentActor, session: Session) -> DeliveryPublic:
     found = await repository.get_delivery(session, actor.satker, delivery_id)
@@ -243,7 +255,8 @@ async def _enqueue(context: AppContext, job: DeliveryJob) -> None:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=DeliveryPublic,
     summary="Attempt the delivery again now (admin); a finished one restarts its retries",
-    responses=problem_responses(401, 403, 404, 409),
+    name="redeliver_webhook",
+    responses=problem_responses(404, 409),
 )
 async def redeliver(
     delivery_id: int, actor: Admin, context: Context, work: Work, background: BackgroundTasks
