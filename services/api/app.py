@@ -18,7 +18,7 @@ from services.api.instances.router import router as instances_router
 from services.api.instances.tasks_router import router as tasks_router
 from services.api.metrics.http import HttpMetrics
 from services.api.metrics.router import router as metrics_router
-from services.api.middleware import RequestObservability
+from services.api.middleware import BodyLimit, RequestObservability
 from services.api.monitors.router import router as monitors_router
 from services.api.problems import install_problem_handlers
 from services.api.satkers.router import router as satkers_router
@@ -69,6 +69,8 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
     )
     install_problem_handlers(app)
     app.state.http_metrics = HttpMetrics()
+    # Inside the observability middleware, so a refused body is counted and logged.
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestObservability, metrics=app.state.http_metrics)
     app.include_router(health_router)
     app.include_router(metrics_router)

@@ -28,6 +28,7 @@ _HTTP_CODES = {
     406: "not_acceptable",
     409: "conflict",
     412: "precondition_failed",
+    413: "content_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
     429: "too_many_requests",
