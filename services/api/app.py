@@ -8,10 +8,11 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import structlog
 from arq import create_pool
 from arq.connections import RedisSettings
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.api.catalog.router import router as catalog_router
 from services.api.context import AppContext
+from services.api.deps import refuse_nul
 from services.api.health.router import router as health_router
 from services.api.hooks.router import router as hooks_router
 from services.api.instances.router import router as instances_router
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
         summary="Executable Standard Operating Procedures for Indonesian courts",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
         # Alur exports its own Prometheus metrics and logs; FastAPI's built-in OpenTelemetry
         # layer would cost every request without an exporter to feed.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},

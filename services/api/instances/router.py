@@ -42,6 +42,7 @@ from services.core.instances import queries
 from services.core.instances import service as instances
 from services.core.instances.service import Applied
 from services.core.logging import current_request_id
+from services.core.validation import Instant
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
 
@@ -68,8 +69,9 @@ def parse_if_match(value: str | None) -> int | None:
     if value is None or value.strip() == "*":
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise InvalidIfMatch(f"If-Match {value!r} is not an ETag such as '\"3\"'")
+    # ASCII digits only (str.isdigit also takes "²"), and few enough for int().
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise InvalidIfMatch(f"If-Match {value[:40]!r} is not an ETag such as '\"3\"'")
     return int(text)
 
 
@@ -189,8 +191,8 @@ async def list_instances(
     satker: str | None = None,
     overdue: bool | None = None,
     lane: str | None = None,
-    started_from: datetime | None = None,
-    started_to: datetime | None = None,
+    started_from: Instant | None = None,
+    started_to: Instant | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
 ) -> InstancePage:

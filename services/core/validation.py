@@ -1,0 +1,120 @@
+"""What every value from outside must satisfy before it reaches the database.
+
+Both backends refuse some values Python accepts, and the refusal used to surface as a
+500: PostgreSQL rejects U+0000 in text and in `jsonb`, SQLite and PostgreSQL integers
+stop at 64 bits (plain `int` columns at 32 on PostgreSQL), JSON has no NaN or Infinity,
+orjson (which writes every JSON column) refuses nesting deeper than 255 levels, and an
+unknown time zone fails only when a deadline is computed. These types and `StrictBody`
+refuse such values where they enter, so a client gets a 422 that names the field.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    HttpUrl,
+    UrlConstraints,
+    model_validator,
+)
+
+INT32_MAX = 2**31 - 1
+INT64_MAX = 2**63 - 1
+INT64_MIN = -(2**63)
+# Deep enough for any real context document, far below orjson's limit of 255.
+MAX_JSON_DEPTH = 32
+
+# A value for an `int` column (INTEGER on PostgreSQL), and for a 64-bit id (`BigId`).
+DbInt = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
+DbBigInt = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
+
+
+def check_json(value: Any, where: str = "") -> None:
+    """Raise `ValueError` naming the place of the first value that is not portable JSON
+    data: a string or key holding U+0000, an integer beyond 64 bits, a float that is NaN
+    or infinite, nesting deeper than `MAX_JSON_DEPTH`. Other Python values (datetimes,
+    URLs...) pass: they are the typed fields' own business."""
+    _check(value, where, 0)
+
+
+def _check(value: Any, where: str, depth: int) -> None:
+    kind = type(value)
+    if kind is str:
+        if "\x00" in value:
+            raise ValueError(f"{where or 'the value'}: text may not contain U+0000")
+    elif kind is int:
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValueError(f"{where or 'the value'}: integer out of the 64-bit range")
+    elif kind is float:
+        if not math.isfinite(value):
+            raise ValueError(f"{where or 'the value'}: number must be finite")
+    elif kind is dict or kind is list or kind is tuple:
+        if depth >= MAX_JSON_DEPTH:
+            raise ValueError(f"{where or 'the value'}: nested deeper than {MAX_JSON_DEPTH}")
+        if kind is dict:
+            for key, item in value.items():
+                _check(key, f"{where}.{key}" if where else str(key), depth + 1)
+                _check(item, f"{where}.{key}" if where else str(key), depth + 1)
+        else:
+            for index, item in enumerate(value):
+                _check(item, f"{where}[{index}]", depth + 1)
+
+
+class StrictBody(BaseModel):
+    """The base of every request body: unknown fields are refused (a client sending
+    `"status": "completed"` learns it is not settable instead of being ignored), and so
+    is any value `check_json` refuses, anywhere in the body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _portable(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            check_json(data)
+        return data
+
+
+def _known_zone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"unknown time zone {name!r} (an IANA name: Asia/Jakarta)") from error
+    return name
+
+
+TimeZoneName = Annotated[str, Field(max_length=64), AfterValidator(_known_zone)]
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("out of range once converted to UTC") from None
+
+
+# An instant with its offset (a naive time means nothing across satkers), in UTC: every
+# column stores UTC, and 0001-01-01T00:00+07:00 has no UTC equivalent.
+Instant = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+
+URL_MAX_LENGTH = 2000
+
+
+def _fits(url: HttpUrl) -> HttpUrl:
+    # Checked once normalised, as stored: "é" in a path becomes "%C3%A9".
+    if len(str(url)) > URL_MAX_LENGTH:
+        raise ValueError(f"the URL is longer than {URL_MAX_LENGTH} characters once encoded")
+    return url
+
+
+# An http(s) URL that fits the URL columns.
+WebUrl = Annotated[HttpUrl, UrlConstraints(max_length=URL_MAX_LENGTH), AfterValidator(_fits)]
