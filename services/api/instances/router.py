@@ -28,25 +28,25 @@ from services.api.problems import problem_responses
 from services.core.db import statements_stand_alone, unit_of_work, utcnow
 from services.core.engine.definition import StepKind
 from services.core.engine.errors import TaskNotFound
+from services.core.engine.machine import open_task_of_step
 from services.core.engine.state import (
     Actor,
     Cancel,
     Command,
     Comment,
     CompleteTask,
-    InstanceState,
     RecordExternal,
 )
 from services.core.errors import AlurError
 from services.core.instances import queries
 from services.core.instances import service as instances
-from services.core.instances.service import Applied
+from services.core.instances.service import Applied, InstanceView
 from services.core.logging import current_request_id
 from services.core.validation import Instant
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
 
-CommandFactory = Callable[[InstanceState, Actor, list[str]], Command]
+CommandFactory = Callable[[InstanceView, Actor, list[str]], Command]
 
 IdempotencyKey = Annotated[
     str | None,
@@ -250,13 +250,15 @@ async def get_instance(
 
 
 def _transition(body: TransitionCreate) -> CommandFactory:
-    def make(state: InstanceState, actor: Actor, ids: list[str]) -> Command:
-        if body.task is not None:
-            task = state.task(body.task)
+    def make(view: InstanceView, actor: Actor, ids: list[str]) -> Command:
+        if body.step is not None:
+            task = open_task_of_step(view.definition, view.state, body.step)
         else:
-            task = next((t for t in state.open_tasks if t.step_id == body.step), None)
-        if task is None:
-            raise TaskNotFound(body.task or f"open task of step {body.step!r}")
+            assert body.task is not None
+            found = view.state.task(body.task)
+            if found is None:
+                raise TaskNotFound(body.task)
+            task = found
         if task.kind is StepKind.EXTERNAL:
             return RecordExternal(
                 actor=actor,
@@ -307,7 +309,7 @@ async def cancel(
     context: Context,
     if_match: IfMatch = None,
 ) -> Response:
-    def cancel_it(_state: InstanceState, acting: Actor, _ids: list[str]) -> Command:
+    def cancel_it(_view: InstanceView, acting: Actor, _ids: list[str]) -> Command:
         return Cancel(actor=acting, reason=body.reason)
 
     return await _command(context, actor, instance_id, cancel_it, if_match)
@@ -325,7 +327,7 @@ async def comment(
     actor: CurrentActor,
     context: Context,
 ) -> Response:
-    def comment_on(_state: InstanceState, acting: Actor, _ids: list[str]) -> Command:
+    def comment_on(_view: InstanceView, acting: Actor, _ids: list[str]) -> Command:
         return Comment(actor=acting, text=body.text, task_id=body.task)
 
     return await _command(context, actor, instance_id, comment_on, None)

@@ -396,12 +396,15 @@ async def apply(
     services: Services,
     actor: Actor,
     instance_id: str,
-    make_command: Callable[[InstanceState, Actor, list[str]], Command],
+    make_command: Callable[[InstanceView, Actor, list[str]], Command],
     *,
     if_match: int | None,
     now: datetime,
 ) -> Applied:
-    """Decide one command against the instance as stored, and store the result."""
+    """Decide one command against the instance as stored, and store the result.
+
+    `make_command` builds the command from the instance as read (its state and
+    definition), the actor with the roles it holds there, and ids for new tasks."""
     directory = await services.directory(session, actor.satker)
     record, tasks = await _visible_instance(session, directory, actor, instance_id)
     if if_match is not None and record.version != if_match:
@@ -420,7 +423,7 @@ async def apply(
     decision = decide(
         definition,
         state,
-        make_command(state, acting, _new_ids()),
+        make_command(InstanceView(record, state, definition), acting, _new_ids()),
         now,
         deadlines=_deadline_function(calendar),
         roles=services.roles,
