@@ -32,40 +32,62 @@ INT64_MIN = -(2**63)
 # Deep enough for any real context document, far below orjson's limit of 255.
 MAX_JSON_DEPTH = 32
 
-# A value for an `int` column (INTEGER on PostgreSQL), and for a 64-bit id (`BigId`).
-DbInt = Annotated[int, Field(ge=-(2**31), le=INT32_MAX)]
+# A value for a 64-bit column (`BigId`); `int` columns (INTEGER on PostgreSQL) stop at
+# INT32_MAX, which their fields bound where they need no tighter bound.
 DbBigInt = Annotated[int, Field(ge=INT64_MIN, le=INT64_MAX)]
 
 
-def check_json(value: Any, where: str = "") -> None:
+class _Refused(ValueError):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.path: list[str] = []  # innermost first, filled in on the way out
+
+
+def check_json(value: Any) -> None:
     """Raise `ValueError` naming the place of the first value that is not portable JSON
     data: a string or key holding U+0000, an integer beyond 64 bits, a float that is NaN
     or infinite, nesting deeper than `MAX_JSON_DEPTH`. Other Python values (datetimes,
     URLs...) pass: they are the typed fields' own business."""
-    _check(value, where, 0)
+    try:
+        _check(value, 0)
+    except _Refused as refused:
+        where = "".join(reversed(refused.path)).removeprefix(".")
+        raise ValueError(f"{where}: {refused.reason}" if where else refused.reason) from None
 
 
-def _check(value: Any, where: str, depth: int) -> None:
+def _check(value: Any, depth: int) -> None:
+    # Runs over every value of every request body: the place of a refused value is only
+    # worked out when there is one.
     kind = type(value)
     if kind is str:
         if "\x00" in value:
-            raise ValueError(f"{where or 'the value'}: text may not contain U+0000")
+            raise _Refused("text may not contain U+0000")
     elif kind is int:
         if not INT64_MIN <= value <= INT64_MAX:
-            raise ValueError(f"{where or 'the value'}: integer out of the 64-bit range")
+            raise _Refused("integer out of the 64-bit range")
     elif kind is float:
         if not math.isfinite(value):
-            raise ValueError(f"{where or 'the value'}: number must be finite")
-    elif kind is dict or kind is list or kind is tuple:
+            raise _Refused("number must be finite")
+    elif kind is dict:
         if depth >= MAX_JSON_DEPTH:
-            raise ValueError(f"{where or 'the value'}: nested deeper than {MAX_JSON_DEPTH}")
-        if kind is dict:
-            for key, item in value.items():
-                _check(key, f"{where}.{key}" if where else str(key), depth + 1)
-                _check(item, f"{where}.{key}" if where else str(key), depth + 1)
-        else:
-            for index, item in enumerate(value):
-                _check(item, f"{where}[{index}]", depth + 1)
+            raise _Refused(f"nested deeper than {MAX_JSON_DEPTH}")
+        for key, item in value.items():
+            try:
+                _check(key, depth + 1)
+                _check(item, depth + 1)
+            except _Refused as refused:
+                refused.path.append(f".{key}")
+                raise
+    elif kind is list or kind is tuple:
+        if depth >= MAX_JSON_DEPTH:
+            raise _Refused(f"nested deeper than {MAX_JSON_DEPTH}")
+        for index, item in enumerate(value):
+            try:
+                _check(item, depth + 1)
+            except _Refused as refused:
+                refused.path.append(f"[{index}]")
+                raise
 
 
 class StrictBody(BaseModel):

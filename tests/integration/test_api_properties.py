@@ -2,9 +2,9 @@
 (valid ones, boundary values, and invalid ones) to the real app, in-process.
 
 Every operation must answer without a server error. The caller holds every role that
-changes something, in a satker of its own, so requests get past 401/403 and what they
-create stays out of the other tests' satkers. Bounded: a few examples per operation,
-derandomized (the same cases on every run), no example database.
+changes something, so requests get past 401/403; the app runs on a database and Redis
+of its own. Bounded: a few examples per operation, derandomized (the same cases on every
+run), no example database.
 
 Checked: no server error, and every answer the document declares matches its schema.
 `PENDING_CHECKS` (every status and media type answered is declared) wait for the
@@ -14,14 +14,16 @@ document to declare the problem responses of every route: set
 
 from __future__ import annotations
 
+import asyncio
 import os
+import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 import schemathesis
+import sqlalchemy as sa
 from fastapi import FastAPI
 from hypothesis import HealthCheck, settings
 from schemathesis import checks
@@ -29,8 +31,11 @@ from schemathesis.python import asgi
 from schemathesis.specs.openapi import checks as openapi_checks
 
 from services.api.app import create_app
-from services.core.settings import Settings
-from tests.conftest import TokenFactory
+from services.core import migrate
+from services.core.db import create_engine, session_factory, unit_of_work
+from services.core.satkers import service as satkers
+from services.core.settings import Settings, get_settings
+from tests.conftest import TEST_DATABASE_URL, TokenFactory, _create_database, _drop_database
 
 SATKER = "uji-sifat"
 ROLES = ["admin", "admin_website", "staf_ti", "kasubbag_ptip", "pembuat_artikel"]
@@ -57,19 +62,52 @@ if os.environ.get("ALUR_TEST_SCHEMA_CHECKS"):
 
 
 @pytest.fixture(scope="module")
-async def running_app(app: FastAPI, auth_headers: TokenFactory) -> AsyncIterator[FastAPI]:
-    """A second app on the same database, started by schemathesis in its own event loop
-    (the test calls it synchronously), with a satker of its own for what it creates."""
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://alur.test") as http:
-        response = await http.post(
-            "/v1/satkers",
-            json={"id": SATKER, "name": "Uji sifat API"},
-            headers=auth_headers(["admin"]),
+async def running_app(
+    migrated: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[FastAPI]:
+    """The app on a database and a Redis of its own, started by schemathesis in its own
+    event loop (the test calls it synchronously). Nothing it creates reaches the other
+    tests: generated monitors, webhook subscriptions and SIPP configurations name hosts
+    that a later test's worker would otherwise try to reach."""
+    data_dir = tmp_path_factory.mktemp("properties")
+    name = None
+    if TEST_DATABASE_URL is None:
+        url = f"sqlite+aiosqlite:///{data_dir / 'alur.db'}"
+    else:
+        name = f"alur_properties_{uuid.uuid4().hex[:10]}"
+        await _create_database(TEST_DATABASE_URL, name)
+        url = sa.make_url(TEST_DATABASE_URL).set(database=name).render_as_string(False)
+    own = migrated.model_copy(
+        update={
+            "data_dir": data_dir,
+            "database": migrated.database.model_copy(update={"url": url}),
+            "redis": migrated.redis.model_copy(update={"url": None}),  # an embedded one
+        }
+    )
+    saved = os.environ["ALUR_DATABASE__URL"]
+    os.environ["ALUR_DATABASE__URL"] = url  # what the migrations connect to
+    get_settings.cache_clear()
+    try:
+        await asyncio.to_thread(migrate.upgrade)
+    finally:
+        os.environ["ALUR_DATABASE__URL"] = saved
+        get_settings.cache_clear()
+    engine = create_engine(own)
+    async with unit_of_work(session_factory(engine)) as session:
+        await satkers.create_satker(
+            session,
+            satker_id=SATKER,
+            name="Uji sifat API",
+            parent_id=None,
+            lane_role=None,
+            timezone="Asia/Jakarta",
+            now=datetime.now(UTC),
         )
-    assert response.status_code == 201, response.text
-    yield create_app(app.state.context.settings)
+    await engine.dispose()
+    yield create_app(own)
     asgi.shutdown_lifespans()
+    if name is not None:
+        await _drop_database(TEST_DATABASE_URL, name)  # type: ignore[arg-type]
 
 
 @schema.parametrize()
