@@ -8,17 +8,18 @@ from contextlib import AsyncExitStack, asynccontextmanager
 import structlog
 from arq import create_pool
 from arq.connections import RedisSettings
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from services.api.catalog.router import router as catalog_router
 from services.api.context import AppContext
+from services.api.deps import refuse_nul
 from services.api.health.router import router as health_router
 from services.api.hooks.router import router as hooks_router
 from services.api.instances.router import router as instances_router
 from services.api.instances.tasks_router import router as tasks_router
 from services.api.metrics.http import HttpMetrics
 from services.api.metrics.router import router as metrics_router
-from services.api.middleware import RequestObservability
+from services.api.middleware import BodyLimit, RequestObservability
 from services.api.monitors.router import router as monitors_router
 from services.api.openapi import install_openapi, operation_id
 from services.api.problems import install_problem_handlers
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
         summary="Executable Standard Operating Procedures for Indonesian courts",
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_nul)],
         # Alur exports its own Prometheus metrics and logs; FastAPI's built-in OpenTelemetry
         # layer would cost every request without an exporter to feed.
         telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
@@ -72,6 +74,8 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
     install_problem_handlers(app)
     install_openapi(app)
     app.state.http_metrics = HttpMetrics()
+    # Inside the observability middleware, so a refused body is counted and logged.
+    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestObservability, metrics=app.state.http_metrics)
     app.include_router(health_router)
     app.include_router(metrics_router)

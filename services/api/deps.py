@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request, Security
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,6 +27,24 @@ async def get_context(request: Request) -> AppContext:
 
 
 Context = Annotated[AppContext, Depends(get_context)]
+
+
+async def refuse_nul(request: Request) -> None:
+    """U+0000 in the path, the query or a header value would reach the database as text,
+    which PostgreSQL refuses: every route answers 422 instead (an app-wide dependency;
+    request bodies are checked by `StrictBody`)."""
+    scope = request.scope
+    where = None
+    if "\x00" in scope["path"]:
+        where = "path"
+    elif any("\x00" in key + value for key, value in request.query_params.multi_items()):
+        where = "query"
+    elif any(b"\x00" in value for _, value in scope["headers"]):
+        where = "header"
+    if where is not None:
+        raise RequestValidationError(
+            [{"loc": (where,), "msg": "may not contain U+0000", "type": "value_error"}]
+        )
 
 
 @answers(503)

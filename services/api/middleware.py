@@ -1,5 +1,5 @@
 """Per request: an id, bound to every log line and echoed back; the HTTP metrics; one
-log line when the response is done.
+log line when the response is done. And the request body's size limit.
 
 A plain ASGI middleware rather than `BaseHTTPMiddleware`: the context variables it
 binds stay visible to the endpoint and its dependencies (which pass the id on to the
@@ -15,9 +15,12 @@ import uuid
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.metrics.http import UNMATCHED_ROUTE, HttpMetrics
+from services.api.problems import problem_response
 from services.core.logging import REQUEST_ID
 
 log = structlog.get_logger("alur.request")
@@ -70,3 +73,59 @@ class RequestObservability:
                     status=status,
                     duration_ms=round(elapsed * 1000, 1),
                 )
+
+
+class BodyLimit:
+    """Refuses a request body over `max_bytes` with 413, counting while it is read.
+
+    A declared `Content-Length` over the limit is answered at once, before any route
+    runs (so a route that never reads its body does not act on the request either);
+    a chunked body is cut when the count passes the limit, which raises the 413 where
+    the body is being read. (Starlette's own limiter answers a declared one in plain
+    text, whatever the route would answer; every error here is a problem document.)
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _too_large(self) -> HTTPException:
+        return HTTPException(
+            413, f"The request body is larger than the {self.max_bytes} bytes accepted"
+        )
+
+    def _declared_too_large(self, scope: Scope) -> bool:
+        declared = Headers(scope=scope).get("content-length", "")
+        # (More than 18 digits is over any limit, and int() refuses thousands of them.)
+        return (
+            declared.isascii()
+            and declared.isdigit()
+            and (len(declared) > 18 or int(declared) > self.max_bytes)
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if self._declared_too_large(scope):
+            response = problem_response(
+                Request(scope),
+                status=413,
+                code="content_too_large",
+                title="Content too large",
+                detail=str(self._too_large().detail),
+            )
+            await response(scope, receive, send)
+            return
+        received = 0
+
+        async def counted() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise self._too_large()
+            return message
+
+        await self.app(scope, counted, send)

@@ -59,6 +59,15 @@ class RedisSettings(BaseModel):
     )
 
 
+class ApiSettings(BaseModel):
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted, counted while it is read (413 beyond); "
+        "the inbound webhook route has its own, smaller limit.",
+    )
+
+
 class AuthSettings(BaseModel):
     jwt_secret: SecretStr = Field(
         default=SecretStr(DEVELOPMENT_JWT_SECRET),
@@ -236,6 +245,7 @@ class Settings(BaseSettings):
     default_satker: str = Field(default="pn-tais", description="Satker of the seeded court.")
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    api: ApiSettings = Field(default_factory=ApiSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     catalog: CatalogSettings = Field(default_factory=CatalogSettings)
     worker: WorkerSettings = Field(default_factory=WorkerSettings)

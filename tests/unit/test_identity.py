@@ -350,6 +350,10 @@ def test_missing_required_claim(verifier: TokenVerifier, claim: str) -> None:
         ("name", ["Budi"], "Claim 'name' must be a string"),
         ("exp", "tomorrow", "Claim 'exp' must be a number of seconds since the epoch"),
         ("exp", True, "Claim 'exp' must be a number of seconds since the epoch"),
+        # Beyond any float: float() raises OverflowError, once a 500.
+        ("exp", 10**400, "Claim 'exp' must be a number of seconds since the epoch"),
+        ("nbf", -(10**400), "Claim 'nbf' must be a number of seconds since the epoch"),
+        ("iat", 10**309, "Claim 'iat' must be a number of seconds since the epoch"),
     ],
 )
 def test_claims_of_the_wrong_type(

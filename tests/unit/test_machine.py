@@ -37,12 +37,14 @@ from services.core.engine.errors import (
     NotExternalStep,
     OutcomeNotAllowed,
     OutcomeRequired,
+    StepNotFound,
+    StepNotOpen,
     TaskNotClaimed,
     TaskNotFound,
     TaskNotOpen,
     ValueRequired,
 )
-from services.core.engine.machine import decide
+from services.core.engine.machine import decide, open_task_of_step
 from services.core.engine.state import (
     SYSTEM_WORKER,
     Actor,
@@ -953,3 +955,37 @@ def test_decide_is_deterministic() -> None:
     snapshot = SCENARIOS["at_review"]()
     command = CompleteTask(actor=KASUBBAG, task_id="t2", outcome="setuju", new_task_ids=NEXT_IDS)
     assert run(snapshot, command) == run(snapshot, command)
+
+
+# --- naming a step instead of a task ----------------------------------------------------
+
+
+def test_a_step_with_an_open_task_gives_that_task() -> None:
+    snapshot = walk([Act("draft", STAF)])
+    assert open_task_of_step(SURAT, snapshot, "review") == snapshot.tasks[1]
+
+
+@pytest.mark.parametrize(
+    ("acts", "step_id", "error", "details"),
+    [
+        pytest.param(
+            [Act("draft", STAF)], "draft", StepNotOpen,
+            {"step_id": "draft", "task_id": "t1", "task_status": "completed"},
+            id="completed-meanwhile",
+        ),
+        pytest.param(
+            [], "review", StepNotOpen,
+            {"step_id": "review", "task_id": None, "task_status": None}, id="not-reached",
+        ),
+        pytest.param([], "tidak_ada", StepNotFound, {"step_id": "tidak_ada"}, id="not-in-sop"),
+    ],
+)  # fmt: skip
+def test_a_step_without_an_open_task_is_a_conflict_unless_it_is_not_in_the_sop(
+    acts: list[Act], step_id: str, error: type[DomainError], details: dict[str, object]
+) -> None:
+    with pytest.raises(error) as refused:
+        open_task_of_step(SURAT, walk(acts), step_id)
+    assert details.items() <= refused.value.details.items()
+    assert (refused.value.status, refused.value.code) == (
+        (409, "step_not_open") if error is StepNotOpen else (404, "step_not_found")
+    )

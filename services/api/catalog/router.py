@@ -14,10 +14,13 @@ from services.core.catalog import service
 from services.core.catalog.bpmn import to_bpmn
 from services.core.catalog.mermaid import to_mermaid
 from services.core.engine.definition import SopDefinition
+from services.core.validation import INT32_MAX
 
 router = APIRouter(prefix="/v1/sops", tags=["catalog"])
 
-Version = Annotated[int | None, Query(ge=1, description="A stored version; default current.")]
+Version = Annotated[
+    int | None, Query(ge=1, le=INT32_MAX, description="A stored version; default current.")
+]
 
 
 @router.get("", response_model=SopList, summary="List the current version of every SOP")

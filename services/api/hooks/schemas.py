@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.core.hooks.service import SOURCE_NAME_PATTERN, HookKind, MessageStatus
+from services.core.validation import StrictBody
 
 
-class HookSourceCreate(BaseModel):
+class HookSourceCreate(StrictBody):
     name: str = Field(
         pattern=SOURCE_NAME_PATTERN,
         examples=["satgas-sipp-bengkulu"],
         description="The `{source}` of `POST /v1/hooks/{source}`.",
     )
     kind: HookKind
-    satkers: list[str] = Field(
+    satkers: list[Annotated[str, Field(max_length=64)]] = Field(
         min_length=1, max_length=200, description="The satkers the source's messages act in."
     )
     description: str = Field(default="", max_length=500)

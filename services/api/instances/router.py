@@ -28,24 +28,25 @@ from services.api.problems import problem_responses
 from services.core.db import statements_stand_alone, unit_of_work, utcnow
 from services.core.engine.definition import StepKind
 from services.core.engine.errors import TaskNotFound
+from services.core.engine.machine import open_task_of_step
 from services.core.engine.state import (
     Actor,
     Cancel,
     Command,
     Comment,
     CompleteTask,
-    InstanceState,
     RecordExternal,
 )
 from services.core.errors import AlurError
 from services.core.instances import queries
 from services.core.instances import service as instances
-from services.core.instances.service import Applied
+from services.core.instances.service import Applied, InstanceView
 from services.core.logging import current_request_id
+from services.core.validation import Instant
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
 
-CommandFactory = Callable[[InstanceState, Actor, list[str]], Command]
+CommandFactory = Callable[[InstanceView, Actor, list[str]], Command]
 
 IdempotencyKey = Annotated[
     str | None,
@@ -68,8 +69,9 @@ def parse_if_match(value: str | None) -> int | None:
     if value is None or value.strip() == "*":
         return None
     text = value.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise InvalidIfMatch(f"If-Match {value!r} is not an ETag such as '\"3\"'")
+    # ASCII digits only (str.isdigit also takes "²"), and few enough for int().
+    if not (text.isascii() and text.isdigit() and len(text) <= 18):
+        raise InvalidIfMatch(f"If-Match {value[:40]!r} is not an ETag such as '\"3\"'")
     return int(text)
 
 
@@ -189,8 +191,8 @@ async def list_instances(
     satker: str | None = None,
     overdue: bool | None = None,
     lane: str | None = None,
-    started_from: datetime | None = None,
-    started_to: datetime | None = None,
+    started_from: Instant | None = None,
+    started_to: Instant | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=queries.MAX_LIMIT)] = 50,
 ) -> InstancePage:
@@ -248,13 +250,15 @@ async def get_instance(
 
 
 def _transition(body: TransitionCreate) -> CommandFactory:
-    def make(state: InstanceState, actor: Actor, ids: list[str]) -> Command:
-        if body.task is not None:
-            task = state.task(body.task)
+    def make(view: InstanceView, actor: Actor, ids: list[str]) -> Command:
+        if body.step is not None:
+            task = open_task_of_step(view.definition, view.state, body.step)
         else:
-            task = next((t for t in state.open_tasks if t.step_id == body.step), None)
-        if task is None:
-            raise TaskNotFound(body.task or f"open task of step {body.step!r}")
+            assert body.task is not None
+            found = view.state.task(body.task)
+            if found is None:
+                raise TaskNotFound(body.task)
+            task = found
         if task.kind is StepKind.EXTERNAL:
             return RecordExternal(
                 actor=actor,
@@ -308,7 +312,7 @@ async def cancel(
     context: Context,
     if_match: IfMatch = None,
 ) -> Response:
-    def cancel_it(_state: InstanceState, acting: Actor, _ids: list[str]) -> Command:
+    def cancel_it(_view: InstanceView, acting: Actor, _ids: list[str]) -> Command:
         return Cancel(actor=acting, reason=body.reason)
 
     return await _command(context, actor, instance_id, cancel_it, if_match)
@@ -327,7 +331,7 @@ async def comment(
     actor: CurrentActor,
     context: Context,
 ) -> Response:
-    def comment_on(_state: InstanceState, acting: Actor, _ids: list[str]) -> Command:
+    def comment_on(_view: InstanceView, acting: Actor, _ids: list[str]) -> Command:
         return Comment(actor=acting, text=body.text, task_id=body.task)
 
     return await _command(context, actor, instance_id, comment_on, None)

@@ -14,23 +14,36 @@ from services.core.engine.definition import Role, SopDefinition
 from services.core.engine.state import TaskState
 from services.core.instances.models import TaskRecord
 from services.core.instances.service import InstanceView
+from services.core.validation import Instant, StrictBody
 
 
-class InstanceCreate(BaseModel):
-    sop: str = Field(description="SOP code (or number) to start; its current version is pinned.")
+class InstanceCreate(StrictBody):
+    sop: str = Field(
+        max_length=64, description="SOP code (or number) to start; its current version is pinned."
+    )
     title: str = Field(min_length=1, max_length=300)
-    entry_point: str | None = Field(default=None, description="Step id; default the first.")
+    entry_point: str | None = Field(
+        default=None, max_length=64, description="Step id; default the first."
+    )
     context: dict[str, Any] = Field(default_factory=dict)
-    satker: str | None = Field(default=None, description="Default: the caller's satker.")
-    started_at: datetime | None = Field(
-        default=None, description="Admins only: when a procedure begun on paper started."
+    satker: str | None = Field(
+        default=None, max_length=64, description="Default: the caller's satker."
+    )
+    started_at: Instant | None = Field(
+        default=None,
+        description="Admins only: when a procedure begun on paper started (not in the "
+        "future, not before 2000-01-01).",
     )
 
 
-class TransitionCreate(BaseModel):
-    task: str | None = Field(default=None, description="Id of the open task to complete.")
-    step: str | None = Field(default=None, description="Or the step id of the open task.")
-    outcome: str | None = Field(default=None, description="Required at a decision.")
+class TransitionCreate(StrictBody):
+    task: str | None = Field(
+        default=None, max_length=36, description="Id of the open task to complete."
+    )
+    step: str | None = Field(
+        default=None, max_length=64, description="Or the step id of the open task."
+    )
+    outcome: str | None = Field(default=None, max_length=64, description="Required at a decision.")
     note: str | None = Field(default=None, max_length=4000)
     evidence: list[str] = Field(default_factory=list, description="References (URLs, file ids).")
 
@@ -41,16 +54,16 @@ class TransitionCreate(BaseModel):
         return self
 
 
-class CancelCreate(BaseModel):
+class CancelCreate(StrictBody):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-class CommentCreate(BaseModel):
+class CommentCreate(StrictBody):
     text: str = Field(min_length=1, max_length=4000)
-    task: str | None = None
+    task: str | None = Field(default=None, max_length=36)
 
 
-class AssignCreate(BaseModel):
+class AssignCreate(StrictBody):
     assignee: str = Field(min_length=1, max_length=200, description="The `sub` to assign.")
 
 

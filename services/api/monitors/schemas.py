@@ -3,25 +3,39 @@
 from __future__ import annotations
 
 from datetime import date, datetime, time
-from typing import Literal, Self
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from services.core.validation import Instant, StrictBody, TimeZoneName, WebUrl
+
+# Each field's type and bounds, shared by the create and the update shapes.
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+IntervalSeconds = Annotated[int, Field(ge=10, le=86400)]
+TimeoutSeconds = Annotated[float, Field(gt=0, le=60)]
+ExpectedStatus = Annotated[int, Field(ge=100, le=599)]
+Keyword = Annotated[str, Field(max_length=500)]
+KeywordMode = Literal["present", "absent"]
+Retries = Annotated[int, Field(ge=0, le=10, description="Failed checks before DOWN.")]
+Confirmations = Annotated[int, Field(ge=1, le=10, description="Good checks before UP.")]
+FreshnessDays = Annotated[
+    int,
+    Field(ge=1, le=3650, description="Alert when the content is older (public information)."),
+]
 
 
-class MonitorFields(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
-    url: HttpUrl
-    interval_seconds: int = Field(default=60, ge=10, le=86400)
-    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
-    expected_status: int = Field(default=200, ge=100, le=599)
-    keyword: str | None = Field(default=None, max_length=500)
-    keyword_mode: Literal["present", "absent"] = "present"
-    retries: int = Field(default=2, ge=0, le=10, description="Failed checks before DOWN.")
-    confirmations: int = Field(default=2, ge=1, le=10, description="Good checks before UP.")
-    freshness_days: int | None = Field(
-        default=None, ge=1, description="Alert when the content is older (public information)."
-    )
-    feed_url: HttpUrl | None = Field(default=None, description="RSS/Atom feed of the site.")
+class MonitorFields(StrictBody):
+    name: Name
+    url: WebUrl
+    interval_seconds: IntervalSeconds = 60
+    timeout_seconds: TimeoutSeconds = 10.0
+    expected_status: ExpectedStatus = 200
+    keyword: Keyword | None = None
+    keyword_mode: KeywordMode = "present"
+    retries: Retries = 2
+    confirmations: Confirmations = 2
+    freshness_days: FreshnessDays | None = None
+    feed_url: WebUrl | None = Field(default=None, description="RSS/Atom feed of the site.")
     check_certificate: bool = True
     check_domain: bool = True
     is_reference: bool = Field(
@@ -31,27 +45,32 @@ class MonitorFields(BaseModel):
 
 
 class MonitorCreate(MonitorFields):
-    satker: str | None = Field(default=None, description="Default: the caller's satker.")
+    satker: str | None = Field(
+        default=None, max_length=64, description="Default: the caller's satker."
+    )
 
 
-class MonitorUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+# Omitted: unchanged. `null` clears `keyword`, `freshness_days` and `feed_url`, and is
+# refused for the others: the default is not validated, an explicit null is.
+_UNCHANGED: Any = None
 
-    name: str | None = None
-    url: HttpUrl | None = None
-    interval_seconds: int | None = Field(default=None, ge=10, le=86400)
-    timeout_seconds: float | None = Field(default=None, gt=0, le=60)
-    expected_status: int | None = Field(default=None, ge=100, le=599)
-    keyword: str | None = None
-    keyword_mode: Literal["present", "absent"] | None = None
-    retries: int | None = Field(default=None, ge=0, le=10)
-    confirmations: int | None = Field(default=None, ge=1, le=10)
-    freshness_days: int | None = None
-    feed_url: HttpUrl | None = None
-    check_certificate: bool | None = None
-    check_domain: bool | None = None
-    is_reference: bool | None = None
-    active: bool | None = None
+
+class MonitorUpdate(StrictBody):
+    name: Name = _UNCHANGED
+    url: WebUrl = _UNCHANGED
+    interval_seconds: IntervalSeconds = _UNCHANGED
+    timeout_seconds: TimeoutSeconds = _UNCHANGED
+    expected_status: ExpectedStatus = _UNCHANGED
+    keyword: Keyword | None = None
+    keyword_mode: KeywordMode = _UNCHANGED
+    retries: Retries = _UNCHANGED
+    confirmations: Confirmations = _UNCHANGED
+    freshness_days: FreshnessDays | None = None
+    feed_url: WebUrl | None = None
+    check_certificate: bool = _UNCHANGED
+    check_domain: bool = _UNCHANGED
+    is_reference: bool = _UNCHANGED
+    active: bool = _UNCHANGED
 
 
 class MonitorPublic(BaseModel):
@@ -107,26 +126,32 @@ class CheckList(BaseModel):
     items: list[CheckPublic]
 
 
-class WindowCreate(BaseModel):
+class WindowCreate(StrictBody):
     kind: Literal["one_off", "weekly"]
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: Instant | None = None
+    ends_at: Instant | None = None
     weekday: int | None = Field(default=None, ge=0, le=6, description="0 = Monday.")
-    start_time: time | None = None
-    end_time: time | None = None
-    timezone: str = "Asia/Jakarta"
+    start_time: time | None = Field(default=None, description="Local time, without offset.")
+    end_time: time | None = Field(
+        default=None, description="Local time; before start_time, the window runs past midnight."
+    )
+    timezone: TimeZoneName = "Asia/Jakarta"
     reason: str = Field(default="", max_length=300)
 
     @model_validator(mode="after")
     def _complete(self) -> Self:
-        if self.kind == "one_off" and not (self.starts_at and self.ends_at):
-            raise ValueError("a one-off window needs starts_at and ends_at")
-        if self.kind == "one_off" and self.starts_at and self.ends_at <= self.starts_at:  # type: ignore[operator]
-            raise ValueError("ends_at must be after starts_at")
-        if self.kind == "weekly" and (
-            self.weekday is None or self.start_time is None or self.end_time is None
-        ):
-            raise ValueError("a weekly window needs weekday, start_time and end_time")
+        if self.kind == "one_off":
+            if self.starts_at is None or self.ends_at is None:
+                raise ValueError("a one-off window needs starts_at and ends_at")
+            if self.ends_at <= self.starts_at:
+                raise ValueError("ends_at must be after starts_at")
+        else:
+            if self.weekday is None or self.start_time is None or self.end_time is None:
+                raise ValueError("a weekly window needs weekday, start_time and end_time")
+            if self.start_time.tzinfo is not None or self.end_time.tzinfo is not None:
+                raise ValueError("start_time and end_time are local times, without offset")
+            if self.start_time == self.end_time:
+                raise ValueError("a weekly window cannot start and end at the same time")
         return self
 
 
@@ -138,13 +163,13 @@ class WindowList(BaseModel):
     items: list[WindowPublic]
 
 
-class RenewalCreate(BaseModel):
+class RenewalCreate(StrictBody):
     service: Literal["hosting", "domain", "connection"]
     name: str = Field(min_length=1, max_length=200)
     provider: str | None = Field(default=None, max_length=200)
-    due_date: date
+    due_date: date = Field(ge=date(2000, 1, 1), le=date(9000, 12, 31))
     remind_days_before: int = Field(default=30, ge=0, le=365)
-    satker: str | None = None
+    satker: str | None = Field(default=None, max_length=64)
 
 
 class RenewalPublic(BaseModel):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -12,18 +12,21 @@ from services.api.deps import Admin, Context, CurrentActor, Session, Work, satke
 from services.api.problems import problem_responses
 from services.core.db import utcnow
 from services.core.satkers import service as satkers
+from services.core.validation import StrictBody, TimeZoneName
 
 router = APIRouter(prefix="/v1/satkers", tags=["satkers"])
 
 
-class SatkerCreate(BaseModel):
+class SatkerCreate(StrictBody):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{1,62}$", examples=["pn-curup"])
     name: str = Field(min_length=1, max_length=200, examples=["Pengadilan Negeri Curup"])
-    parent: str | None = Field(default=None, examples=["pt-bengkulu"])
+    parent: str | None = Field(default=None, max_length=64, examples=["pt-bengkulu"])
     lane_role: str | None = Field(
-        default=None, description="The lane this court acts in on its children (e.g. `pt`)."
+        default=None,
+        max_length=64,
+        description="The lane this court acts in on its children (e.g. `pt`).",
     )
-    timezone: str = "Asia/Jakarta"
+    timezone: TimeZoneName = "Asia/Jakarta"
 
 
 class SatkerPublic(BaseModel):
@@ -38,11 +41,21 @@ class SatkerList(BaseModel):
     items: list[SatkerPublic]
 
 
-class OverrideCreate(BaseModel):
+# One span of working hours, "HH:MM-HH:MM".
+Span = Annotated[str, Field(pattern=r"^[0-9]{2}:[0-9]{2}-[0-9]{2}:[0-9]{2}$")]
+# A weekday (special hours) or `hours` (an extra working day).
+HoursKey = Annotated[
+    str, Field(pattern="^(monday|tuesday|wednesday|thursday|friday|saturday|sunday|hours)$")
+]
+# Calendars are computed day by day from their start: keep dates where that is cheap.
+CalendarDate = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2100, 12, 31))]
+
+
+class OverrideCreate(StrictBody):
     kind: Literal["day_off", "extra_working_day", "special_hours"]
-    start_date: date
-    end_date: date
-    hours: dict[str, Any] | None = Field(
+    start_date: CalendarDate
+    end_date: CalendarDate
+    hours: dict[HoursKey, list[Span]] | None = Field(
         default=None,
         description='special_hours: {"monday": ["08:00-12:00", "12:30-15:00"], ...}; '
         'extra_working_day: {"hours": ["08:00-12:00"]}.',

@@ -32,6 +32,7 @@ from services.api.webhooks.schemas import (
     SubscriptionUpdate,
 )
 from services.core.db import utcnow
+from services.core.validation import DbBigInt
 from services.core.webhooks import repository, service
 from services.core.webhooks.catalogue import EVENT_TYPES
 from services.core.webhooks.jobs import DeliveryJob, enqueue_deliveries
@@ -208,7 +209,9 @@ async def list_deliveries(
     subscription: str | None = None,
     delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     event_type: str | None = None,
-    before: Annotated[int | None, Query(description="Only deliveries older than this id.")] = None,
+    before: Annotated[
+        DbBigInt | None, Query(description="Only deliveries older than this id.")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> DeliveryList:
     deliveries = await repository.list_deliveries(
@@ -233,7 +236,9 @@ async def list_deliveries(
     name="get_webhook_delivery",
     responses=problem_responses(404),
 )
-async def get_delivery(delivery_id: int, actor: CurrentActor, session: Session) -> DeliveryPublic:
+async def get_delivery(
+    delivery_id: DbBigInt, actor: CurrentActor, session: Session
+) -> DeliveryPublic:
     found = await repository.get_delivery(session, actor.satker, delivery_id)
     if found is None:
         raise service.WebhookDeliveryNotFound(f"No webhook delivery {delivery_id}")
@@ -259,7 +264,11 @@ async def _enqueue(context: AppContext, job: DeliveryJob) -> None:
     responses=problem_responses(404, 409),
 )
 async def redeliver(
-    delivery_id: int, actor: Admin, context: Context, work: Work, background: BackgroundTasks
+    delivery_id: DbBigInt,
+    actor: Admin,
+    context: Context,
+    work: Work,
+    background: BackgroundTasks,
 ) -> DeliveryPublic:
     delivery, job = await service.redeliver(work.session, actor.satker, delivery_id, now=utcnow())
     background.add_task(_enqueue, context, job)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.core.validation import StrictBody, WebUrl
 
 DeliveryStatus = Literal["pending", "succeeded", "failed", "dead"]
+EventType = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class SubscriptionCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: HttpUrl = Field(description="Where to POST (http or https, a public address).")
-    event_types: list[str] = Field(
+class SubscriptionCreate(StrictBody):
+    url: WebUrl = Field(description="Where to POST (http or https, a public address).")
+    event_types: list[EventType] = Field(
         min_length=1,
         max_length=100,
         description="Event types, `prefix.*` wildcards (`task.*`) or `*` for every event.",
@@ -23,11 +24,9 @@ class SubscriptionCreate(BaseModel):
     description: str = Field(default="", max_length=500)
 
 
-class SubscriptionUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    url: HttpUrl | None = None
-    event_types: list[str] | None = Field(default=None, min_length=1, max_length=100)
+class SubscriptionUpdate(StrictBody):
+    url: WebUrl | None = None
+    event_types: list[EventType] | None = Field(default=None, min_length=1, max_length=100)
     active: bool | None = Field(
         default=None, description="true re-enables a disabled subscription."
     )
@@ -62,9 +61,7 @@ class SubscriptionList(BaseModel):
     items: list[SubscriptionPublic]
 
 
-class SecretRotate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class SecretRotate(StrictBody):
     overlap_seconds: int | None = Field(
         default=None,
         ge=0,

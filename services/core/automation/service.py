@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.engine.errors import DomainError
-from services.core.engine.state import Actor, Command, CompleteTask, Flag, InstanceState
+from services.core.engine.state import Actor, Command, CompleteTask, Flag
 from services.core.instances import service as instances
 from services.core.instances.service import Applied, InstanceView, Services
 
@@ -67,7 +67,7 @@ async def run_step(
         raise UnknownJob(f"no handler for the job {job!r} of step {task.step_id!r}")
     result = await handler(session, view, task_id, now)
 
-    def complete(state: InstanceState, actor: Actor, ids: list[str]) -> Command:
+    def complete(_view: InstanceView, actor: Actor, ids: list[str]) -> Command:
         return CompleteTask(
             actor=actor,
             task_id=task_id,
@@ -93,7 +93,7 @@ async def flag_step(
 ) -> Applied | None:
     """Leave the task open for a person, saying why the job gave up."""
 
-    def command(state: InstanceState, actor: Actor, ids: list[str]) -> Command:
+    def command(_view: InstanceView, actor: Actor, ids: list[str]) -> Command:
         return Flag(actor=actor, task_id=task_id, reason=reason)
 
     try:

@@ -121,7 +121,7 @@ async def get_definition(
 
     `code` may also be the SOP's number ("05" or "5"), as staff call them.
     """
-    if code.isdigit():
+    if code.isascii() and code.isdigit() and len(code) <= 9:
         code = await repository.code_for_number(session, int(code)) or code
     record = await repository.find_definition(session, code, version)
     if record is None:

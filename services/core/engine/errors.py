@@ -86,6 +86,31 @@ class TaskNotOpen(DomainError):
         )
 
 
+class StepNotFound(DomainError):
+    code = "step_not_found"
+    status = 404
+
+    def __init__(self, step_id: str, sop: str) -> None:
+        super().__init__(f"{sop} has no step {step_id!r}", step_id=step_id, sop=sop)
+
+
+class StepNotOpen(DomainError):
+    """The step is in the SOP but has no open task: not reached yet, or its task was
+    completed or cancelled (by a concurrent request, for instance)."""
+
+    code = "step_not_open"
+    status = 409
+
+    def __init__(self, step_id: str, task_id: str | None, task_status: str | None) -> None:
+        state = f"its task {task_id} is {task_status}" if task_id else "it has not been reached"
+        super().__init__(
+            f"step {step_id} has no open task: {state}",
+            step_id=step_id,
+            task_id=task_id,
+            task_status=task_status,
+        )
+
+
 class OutcomeRequired(DomainError):
     code = "outcome_required"
     status = 422

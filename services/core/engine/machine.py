@@ -35,6 +35,8 @@ from services.core.engine.errors import (
     NotExternalStep,
     OutcomeNotAllowed,
     OutcomeRequired,
+    StepNotFound,
+    StepNotOpen,
     TaskNotClaimed,
     TaskNotFound,
     TaskNotOpen,
@@ -434,6 +436,27 @@ def _check_may_assign(
 def _check_assignee(task: TaskState, actor: Actor) -> None:
     if task.assignee is not None and task.assignee != actor.sub:
         raise NotAssignee(task.id, task.assignee)
+
+
+def open_task_of_step(
+    definition: SopDefinition, snapshot: InstanceState, step_id: str
+) -> TaskState:
+    """The open task of a step, for callers that name the step rather than the task.
+
+    A step outside the SOP is not found (404); a step of the SOP without an open task
+    is a conflict (409), whether it is not reached yet or its task was just completed
+    by someone else."""
+    if step_id not in definition.step_ids():
+        raise StepNotFound(step_id, _label(definition))
+    latest = None
+    for task in snapshot.tasks:
+        if task.step_id == step_id:
+            if task.is_open:
+                return task
+            latest = task
+    raise StepNotOpen(
+        step_id, latest.id if latest else None, latest.status.value if latest else None
+    )
 
 
 def _open_task(snapshot: InstanceState, task_id: str) -> TaskState:

@@ -19,6 +19,7 @@ from services.core.errors import AlurError, Conflict, NotFound
 from services.core.hooks import repository, signature
 from services.core.hooks.models import HookSourceRecord, InboundMessageRecord
 from services.core.satkers.service import SatkerNotFound
+from services.core.validation import check_json
 
 # A notice is a few fields; anything near this size is not one of ours.
 MAX_BODY_BYTES = 256 * 1024
@@ -176,6 +177,10 @@ async def receive(
         raise WebhookBodyInvalid(f"The body is not JSON: {exc}") from None
     if not isinstance(payload, dict):
         raise WebhookBodyInvalid("The body must be a JSON object")
+    try:
+        check_json(payload)
+    except ValueError as exc:
+        raise WebhookBodyInvalid(f"The body cannot be stored: {exc}") from None
     record = InboundMessageRecord(
         id=str(uuid.uuid4()),
         source=source.name,

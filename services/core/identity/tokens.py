@@ -372,10 +372,17 @@ def _numeric_date(claims: Mapping[str, Any], name: str) -> float | None:
     if name not in claims:
         return None
     value = claims[name]
+    refused = Unauthorized(f"Claim {name!r} must be a number of seconds since the epoch")
     # bool is an int subclass and json accepts NaN/Infinity; neither is a date.
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise Unauthorized(f"Claim {name!r} must be a number of seconds since the epoch")
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise refused
+    try:
+        seconds = float(value)
+    except OverflowError:  # an integer beyond any float, e.g. 10**400
+        raise refused from None
+    if not math.isfinite(seconds):
+        raise refused
+    return seconds
 
 
 def _shown(value: object) -> str:

@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 import orjson
 import sqlalchemy as sa
@@ -17,6 +17,7 @@ from services.core.engine.state import Actor
 from services.core.errors import AlurError
 from services.core.instances.models import InstanceRecord, TaskRecord
 from services.core.satkers.service import SatkerDirectory
+from services.core.validation import check_json
 
 MAX_LIMIT = 200
 
@@ -48,8 +49,12 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         started, instance_id = orjson.loads(
             base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         )
-        return datetime.fromisoformat(started), str(instance_id)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError) as exc:
+        moment = datetime.fromisoformat(started)
+        if moment.utcoffset() is None or not isinstance(instance_id, str):
+            raise ValueError("not a cursor")
+        check_json(instance_id)
+        return moment.astimezone(UTC), instance_id
+    except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError) as exc:
         raise InvalidCursor("The cursor was not produced by this API; start without one") from exc
 
 

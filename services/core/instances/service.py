@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -54,8 +54,11 @@ from services.core.satkers.service import (
 _IDS_PER_COMMAND = 4
 # How long a process trusts its copy of the satker tree.
 DIRECTORY_CACHE_SECONDS = 30.0
-# A backdated start may not lie in the future beyond clock skew.
+# A backdated start may not lie in the future beyond clock skew, nor before the court
+# kept its procedures electronically (older paper is not worth running deadlines for:
+# such a start would be escalated through every level at once).
 _CLOCK_SKEW = timedelta(minutes=5)
+EARLIEST_START = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class VersionMismatch(AlurError):
@@ -325,8 +328,17 @@ async def start_instance(
             raise BackdatingForbidden("started_at may only be given by an admin")
         if started_at.utcoffset() is None:
             raise InvalidStartedAt("started_at needs a timezone offset")
+        if started_at < EARLIEST_START:
+            raise InvalidStartedAt(
+                f"started_at {started_at.isoformat()} is before {EARLIEST_START:%Y-%m-%d}, "
+                "the earliest start Alur records"
+            )
         if started_at > now + _CLOCK_SKEW:
-            raise InvalidStartedAt("started_at lies in the future")
+            raise InvalidStartedAt(
+                f"started_at {started_at.isoformat()} lies in the future (now is "
+                f"{now.isoformat(timespec='seconds')}; {_CLOCK_SKEW.seconds // 60} minutes "
+                "of clock skew are allowed)"
+            )
     start_time = started_at or now
     definition = await catalog.get_definition(session, sop)
     calendar = await services.calendars.get(session, directory.get(target))
@@ -384,12 +396,15 @@ async def apply(
     services: Services,
     actor: Actor,
     instance_id: str,
-    make_command: Callable[[InstanceState, Actor, list[str]], Command],
+    make_command: Callable[[InstanceView, Actor, list[str]], Command],
     *,
     if_match: int | None,
     now: datetime,
 ) -> Applied:
-    """Decide one command against the instance as stored, and store the result."""
+    """Decide one command against the instance as stored, and store the result.
+
+    `make_command` builds the command from the instance as read (its state and
+    definition), the actor with the roles it holds there, and ids for new tasks."""
     directory = await services.directory(session, actor.satker)
     record, tasks = await _visible_instance(session, directory, actor, instance_id)
     if if_match is not None and record.version != if_match:
@@ -408,7 +423,7 @@ async def apply(
     decision = decide(
         definition,
         state,
-        make_command(state, acting, _new_ids()),
+        make_command(InstanceView(record, state, definition), acting, _new_ids()),
         now,
         deadlines=_deadline_function(calendar),
         roles=services.roles,

@@ -19,10 +19,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 from typing import Self
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
+
+from services.core.validation import INT64_MAX, StrictBody, TimeZoneName
 
 DEFAULT_FILE_PATTERN = "SIPP-{SATKER}-{YYYY}-{MM}-{DD}"
 DEFAULT_SUCCESS_PATTERN = r"(?i)sinkronisasi (berhasil|selesai|sukses)|sync (success|completed)"
@@ -43,26 +44,18 @@ def _valid_regex(value: str) -> str:
     return value
 
 
-def _valid_zone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"unknown timezone {value!r}") from error
-    return value
-
-
-class SippDatabase(BaseModel):
+class SippDatabase(StrictBody):
     """A read-only account on the SIPP MariaDB/MySQL server and the tables whose newest
     timestamps show whether the synchronisation keeps up with the data."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(frozen=True)
 
     url: str = Field(description="`mysql://user:password@host:3306/sipp`, a read-only account.")
     internal_table: str = Field(description="Table written by the court's own SIPP, e.g. perkara.")
     internal_column: str = Field(description="Its newest-timestamp column.")
     synced_table: str = Field(description="Table that records what was synchronised.")
     synced_column: str = Field(description="Its newest-timestamp column.")
-    max_lag_minutes: int = Field(default=120, gt=0)
+    max_lag_minutes: int = Field(default=120, gt=0, le=525600)
 
     @field_validator("url")
     @classmethod
@@ -85,8 +78,8 @@ class SippDatabase(BaseModel):
         return value
 
 
-class SippCheckConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class SippCheckConfig(StrictBody):
+    model_config = ConfigDict(frozen=True)
 
     satker_code: str = Field(
         min_length=1,
@@ -95,8 +88,8 @@ class SippCheckConfig(BaseModel):
     )
     backup_dir: Path
     file_pattern: str = DEFAULT_FILE_PATTERN
-    max_age_hours: float = Field(default=30, gt=0)
-    min_size_bytes: int = Field(default=1024, ge=0)
+    max_age_hours: float = Field(default=30, gt=0, le=8760)
+    min_size_bytes: int = Field(default=1024, ge=0, le=INT64_MAX)
     max_drop_ratio: float = Field(
         default=0.5,
         gt=0,
@@ -104,20 +97,19 @@ class SippCheckConfig(BaseModel):
         description="The newest backup fails when smaller than (1 - ratio) x the median "
         "size of the previous `history` backups of the same kind.",
     )
-    history: int = Field(default=7, ge=1)
+    history: int = Field(default=7, ge=1, le=366)
     sync_log: Path | None = None
     success_pattern: str = DEFAULT_SUCCESS_PATTERN
     failure_pattern: str = DEFAULT_FAILURE_PATTERN
-    log_timezone: str = "UTC"
+    log_timezone: TimeZoneName = "UTC"
     log_timestamp_format: str = DEFAULT_TIMESTAMP_FORMAT
     log_timestamp_strptime: str | None = None
-    timezone: str = Field(default="Asia/Jakarta", description="The satker's own timezone.")
+    timezone: TimeZoneName = Field(default="Asia/Jakarta", description="The satker's own timezone.")
     database: SippDatabase | None = None
 
     _regex = field_validator("success_pattern", "failure_pattern", "log_timestamp_format")(
         _valid_regex
     )
-    _zones = field_validator("log_timezone", "timezone")(_valid_zone)
 
     @field_validator("file_pattern")
     @classmethod

@@ -147,8 +147,9 @@ def retry_after(value: str | None, now: datetime) -> timedelta | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
-        delay = timedelta(seconds=int(value))
+    if value.isascii() and value.isdigit():
+        # (Beyond the cap anyway when longer; and int() refuses thousands of digits.)
+        delay = RETRY_AFTER_CAP if len(value) > 9 else timedelta(seconds=int(value))
     else:
         try:
             delay = parsedate_to_datetime(value) - now
