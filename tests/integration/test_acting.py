@@ -225,7 +225,10 @@ async def test_ending_an_assignment_early_takes_the_role_away_at_once(
     assert ended.status_code == 200, ended.text
     assert (ended.json()["in_effect"], ended.json()["ended_early_at"] is not None) == (False, True)
     _problem(await _complete(client, instance_id, token), 403, "lane_forbidden")
-    missing = await client.delete(f"/v1/people/{plh['username']}/acting/nope", headers=admin)
+    missing = await client.delete(
+        f"/v1/people/{plh['username']}/acting/00000000-0000-0000-0000-000000000000",
+        headers=admin,
+    )
     _problem(missing, 404, "acting_not_found")
 
 

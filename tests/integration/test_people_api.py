@@ -278,3 +278,26 @@ async def test_password_changes_need_the_current_one_and_sign_out_elsewhere(
     )
     assert reset.status_code == 204, reset.text
     assert (await sign_in(client, username)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "params"),
+    [
+        ("GET", "/v1/people/budi%00santoso", None),
+        ("GET", "/v1/people/BUDI", None),
+        ("GET", "/v1/people", {"satker": "pn-tais\x00"}),
+        ("GET", "/v1/people", {"role": "staf_ti\x00"}),
+        ("GET", "/v1/people", {"after": "b\x00"}),
+        ("GET", "/v1/people", {"limit": "100000000000000000000000"}),
+        ("DELETE", "/v1/people/budi/acting/x%00", None),
+    ],
+)
+async def test_odd_paths_and_queries_are_refused_not_failed(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    method: str,
+    path: str,
+    params: dict[str, str] | None,
+) -> None:
+    response = await client.request(method, path, params=params, headers=admin)
+    _problem(response, 422, "validation_error")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.context import AppContext
@@ -35,9 +35,17 @@ from services.core.engine.state import Actor
 from services.core.people import acting
 from services.core.people import service as people
 from services.core.people.models import PersonRecord
+from services.core.people.service import USERNAME_PATTERN
 from services.core.satkers.service import SatkerDirectory
 
 router = APIRouter(prefix="/v1/people", tags=["people"])
+
+# Path and query values reach the database: only what such a value can be is let in.
+UsernamePath = Annotated[str, Path(pattern=USERNAME_PATTERN, description="The username.")]
+ActingId = Annotated[str, Path(pattern=r"^[0-9a-f-]{36}$", description="The assignment's id.")]
+SatkerQuery = Annotated[str | None, Query(pattern=r"^[a-z0-9][a-z0-9-]{1,63}$")]
+RoleQuery = Annotated[str | None, Query(pattern=r"^[a-z0-9_]{1,64}$")]
+AfterQuery = Annotated[str | None, Query(pattern=USERNAME_PATTERN, description="`next_after`")]
 
 PERSON = "/{username}"
 
@@ -79,10 +87,10 @@ async def list_people(
     actor: Admin,
     context: Context,
     session: Session,
-    satker: Annotated[str | None, Query(max_length=64)] = None,
-    role: Annotated[str | None, Query(max_length=64)] = None,
+    satker: SatkerQuery = None,
+    role: RoleQuery = None,
     active: bool | None = None,
-    after: Annotated[str | None, Query(max_length=64, description="`next_after`")] = None,
+    after: AfterQuery = None,
     limit: Annotated[int, Query(ge=1, le=people.MAX_PAGE)] = 100,
 ) -> PersonPage:
     directory = await _directory(context, session, actor)
@@ -139,7 +147,7 @@ async def create_person(
     responses=problem_responses(401, 404),
 )
 async def get_person(
-    username: str, actor: CurrentActor, context: Context, session: Session
+    username: UsernamePath, actor: CurrentActor, context: Context, session: Session
 ) -> PersonPublic:
     directory = await _directory(context, session, actor)
     return PersonPublic.of(await people.visible_person(session, directory, actor, username))
@@ -152,7 +160,7 @@ async def get_person(
     responses=problem_responses(401, 403, 404, 409, 422),
 )
 async def update_person(
-    username: str, body: PersonUpdate, actor: CurrentActor, context: Context, work: Work
+    username: UsernamePath, body: PersonUpdate, actor: CurrentActor, context: Context, work: Work
 ) -> PersonPublic:
     directory = await _directory(context, work.session, actor)
     person = await people.visible_person(work.session, directory, actor, username)
@@ -175,7 +183,7 @@ async def update_person(
     responses=problem_responses(401, 403, 404, 422, 429),
 )
 async def change_password(
-    username: str,
+    username: UsernamePath,
     body: PasswordChange,
     actor: CurrentActor,
     context: Context,
@@ -205,7 +213,7 @@ async def change_password(
     responses=problem_responses(401, 403, 404, 422),
 )
 async def create_acting(
-    username: str,
+    username: UsernamePath,
     body: ActingCreate,
     actor: Admin,
     context: Context,
@@ -242,7 +250,7 @@ async def create_acting(
     responses=problem_responses(401, 404),
 )
 async def list_acting(
-    username: str, actor: CurrentActor, context: Context, session: Session
+    username: UsernamePath, actor: CurrentActor, context: Context, session: Session
 ) -> ActingList:
     directory = await _directory(context, session, actor)
     person = await people.visible_person(session, directory, actor, username)
@@ -258,7 +266,7 @@ async def list_acting(
     responses=problem_responses(401, 403, 404),
 )
 async def end_acting(
-    username: str, acting_id: str, actor: Admin, context: Context, work: Work
+    username: UsernamePath, acting_id: ActingId, actor: Admin, context: Context, work: Work
 ) -> ActingPublic:
     directory, person = await _administered(context, work.session, actor, username)
     record = await acting.get(work.session, person.username, acting_id)
@@ -277,7 +285,7 @@ async def end_acting(
     responses=problem_responses(401, 403, 404, 409, 422, 429),
 )
 async def begin_totp(
-    username: str,
+    username: UsernamePath,
     body: TotpBegin,
     actor: CurrentActor,
     context: Context,
@@ -296,7 +304,9 @@ async def begin_totp(
     summary="Confirm the enrolment with a code: from now on sign-in asks for one",
     responses=problem_responses(401, 404, 409, 422),
 )
-async def confirm_totp(username: str, body: TotpConfirm, actor: CurrentActor, work: Work) -> None:
+async def confirm_totp(
+    username: UsernamePath, body: TotpConfirm, actor: CurrentActor, work: Work
+) -> None:
     person = await _own(work.session, actor, username)
     await auth.confirm_totp(work.session, person, body.code, utcnow())
 
@@ -307,6 +317,6 @@ async def confirm_totp(username: str, body: TotpConfirm, actor: CurrentActor, wo
     summary="Turn TOTP off for a person (admin; e.g. a lost phone)",
     responses=problem_responses(401, 403, 404),
 )
-async def disable_totp(username: str, actor: Admin, context: Context, work: Work) -> None:
+async def disable_totp(username: UsernamePath, actor: Admin, context: Context, work: Work) -> None:
     _, person = await _administered(context, work.session, actor, username)
     await auth.disable_totp(work.session, person, utcnow())
