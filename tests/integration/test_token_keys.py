@@ -118,6 +118,44 @@ async def test_rotation_reaches_every_replica_and_old_tokens_verify_until_they_e
         assert (await replica.get("/v1/tasks", headers=_bearer(after))).status_code == 200
 
 
+class _Flaky:
+    """A session factory whose database goes away when told."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.sessions = session_factory(engine)
+        self.away = False
+
+    def __call__(self) -> Any:
+        if self.away:
+            raise OSError("connection refused")
+        return self.sessions()
+
+
+async def test_the_key_ring_keeps_its_keys_while_the_database_is_away(
+    migrated: Settings, engine: AsyncEngine
+) -> None:
+    async with unit_of_work(session_factory(engine)) as session:
+        await keys.ensure_key(session, migrated.auth, utcnow())
+    clock = [0.0]
+    database = _Flaky(engine)
+    ring = keys.KeyRing(database, migrated.auth, clock=lambda: clock[0])  # type: ignore[arg-type]
+    await ring.refresh()
+    known = {key.kid for key in ring.public_keys()}
+    assert known
+
+    database.away = True
+    clock[0] += keys.KEY_CACHE_SECONDS + 1
+    assert ring.stale()
+    await ring.refresh()  # logged, not raised: tokens keep verifying
+    assert {key.kid for key in ring.public_keys()} == known
+    assert (await ring.signing_key())[0] in known
+
+    database.away = False
+    clock[0] += keys.UNKNOWN_KID_INTERVAL_SECONDS
+    await ring.refresh()
+    assert not ring.stale()
+
+
 # --- an identity provider's JWKS URL ----------------------------------------------------
 
 IDP_ISSUER = "https://sso.pn-tais.go.id"

@@ -22,6 +22,7 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
@@ -189,7 +190,14 @@ class KeyRing:
             )
             if recent or not (unknown_kid or self.stale()):
                 return
-            await self._load()
+            try:
+                await self._load()
+            except (SQLAlchemyError, OSError) as exc:
+                if self._loaded_at is None:
+                    raise
+                # Keep verifying with the keys known: a database that is down must not
+                # also sign everybody out. Tried again after UNKNOWN_KID_INTERVAL_SECONDS.
+                log.warning("signing keys not reloaded", error=f"{type(exc).__name__}: {exc}")
 
     async def _load(self) -> None:
         self._attempted_at = self._clock()
