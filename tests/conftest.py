@@ -97,6 +97,8 @@ def settings_env(database_url: str, data_dir: Path, redis_url: str) -> Iterator[
         "ALUR_WEBHOOKS__ALLOW_PRIVATE_TARGETS": "true",
         # No worker runs beside the suite; tests/integration/test_health.py checks it on.
         "ALUR_HEALTH__REQUIRE_WORKER": "false",
+        # Every test signs in from one client address; the lockout is tested on its own.
+        "ALUR_AUTH__LOCKOUT_ADDRESS_FAILURES": "10000",
     }
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)

@@ -10,6 +10,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from fastapi import Depends, FastAPI
 
+from services.api.auth.router import router as auth_router
 from services.api.catalog.router import router as catalog_router
 from services.api.context import AppContext
 from services.api.deps import refuse_nul
@@ -22,18 +23,22 @@ from services.api.metrics.router import router as metrics_router
 from services.api.middleware import BodyLimit, RequestObservability
 from services.api.monitors.router import router as monitors_router
 from services.api.openapi import install_openapi, operation_id
+from services.api.people.router import router as people_router
 from services.api.problems import install_problem_handlers
 from services.api.satkers.router import router as satkers_router
 from services.api.sipp.router import router as sipp_router
 from services.api.webhooks.router import router as webhooks_router
 from services.core import migrate
+from services.core.auth.keys import KeyRing, ensure_key
 from services.core.catalog.loader import load_catalog
 from services.core.catalog.service import sync_catalog
 from services.core.db import create_engine, session_factory, unit_of_work, utcnow
+from services.core.identity.jwks import RemoteJwks
 from services.core.identity.tokens import TokenVerifier
 from services.core.instances.jobs import QUEUE_NAME
 from services.core.instances.service import Services
 from services.core.logging import configure_logging
+from services.core.people.acting import ActingRegistry
 from services.core.redis import EmbeddedRedis, connect
 from services.core.runtime import freeze_startup_heap
 from services.core.settings import Settings, get_settings
@@ -87,6 +92,8 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
     app.include_router(monitors_router)
     app.include_router(hooks_router)
     app.include_router(webhooks_router)
+    app.include_router(people_router)
+    app.include_router(auth_router)
     return app
 
 
@@ -105,7 +112,14 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> AppContext:
     sessions = session_factory(engine)
     async with unit_of_work(sessions) as session:
         report = await sync_catalog(session, catalog, utcnow())
+        await ensure_key(session, settings.auth, utcnow())
     log.info("catalog synced", inserted=report.inserted, current=report.current)
+    keys = KeyRing(sessions, settings.auth)
+    await keys.refresh()
+    remote = None
+    if settings.auth.jwks_url is not None:
+        remote = RemoteJwks(settings.auth.jwks_url, cache_seconds=settings.auth.jwks_cache_seconds)
+        await remote.refresh()
 
     url = settings.redis.url
     if url is None:
@@ -123,6 +137,8 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> AppContext:
         redis=redis,
         queue=queue,
         catalog=catalog,
-        verifier=TokenVerifier(settings.auth),
+        verifier=TokenVerifier(settings.auth, own_keys=keys, remote_keys=remote),
         services=Services(roles={role.id: role for role in catalog.roles}),
+        keys=keys,
+        acting=ActingRegistry(sessions),
     )

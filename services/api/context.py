@@ -11,10 +11,14 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.core.auth.keys import KeyRing
+from services.core.auth.lockout import Lockout
+from services.core.auth.service import SignInContext
 from services.core.engine.definition import Catalog
 from services.core.identity.tokens import TokenVerifier
 from services.core.instances.jobs import QueuedJob, enqueue_jobs
 from services.core.instances.service import Services
+from services.core.people.acting import ActingRegistry
 from services.core.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -30,6 +34,14 @@ class AppContext:
     catalog: Catalog
     verifier: TokenVerifier
     services: Services
+    keys: KeyRing
+    acting: ActingRegistry
+
+    @property
+    def sign_in(self) -> SignInContext:
+        return SignInContext(
+            auth=self.settings.auth, keys=self.keys, lockout=Lockout(self.redis, self.settings.auth)
+        )
 
     async def enqueue(self, jobs: Sequence[QueuedJob], *, request_id: str | None = None) -> None:
         """Send jobs after commit. A failure loses nothing: the open task is durable in

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.context import AppContext
 from services.api.openapi import answers
-from services.core.db import unit_of_work
+from services.core.db import unit_of_work, utcnow
 from services.core.engine.state import Actor
 from services.core.errors import AlurError
 from services.core.identity.tokens import Principal, TokenMissing
@@ -59,10 +59,12 @@ Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 @dataclass
 class UnitOfWork:
-    """The request's transaction plus the jobs to enqueue once it has committed."""
+    """The request's transaction plus the jobs to enqueue once it has committed, and
+    what else must wait for the commit (forgetting a cache the change made stale)."""
 
     session: AsyncSession
     jobs: list[QueuedJob] = field(default_factory=list)
+    after_commit: list[Callable[[], None]] = field(default_factory=list)
 
 
 @answers(503)
@@ -71,6 +73,8 @@ async def get_unit_of_work(context: Context) -> AsyncIterator[UnitOfWork]:
         uow = UnitOfWork(session)
         yield uow
     # Committed (an exception would have skipped this): now the jobs may run.
+    for callback in uow.after_commit:
+        callback()
     if uow.jobs:
         await context.enqueue(uow.jobs, request_id=current_request_id())
 
@@ -89,15 +93,21 @@ async def get_principal(
 ) -> Principal:
     if credentials is None:
         raise TokenMissing("A Bearer token is required (Authorization: Bearer <JWT>)")
-    return context.verifier.verify(credentials.credentials)
+    return await context.verifier.authenticate(credentials.credentials)
 
 
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
-async def get_actor(principal: CurrentPrincipal) -> Actor:
+async def get_actor(principal: CurrentPrincipal, context: Context) -> Actor:
+    """The principal, with the roles it holds in someone's stead right now (checked at
+    request time, whatever the token's age: `services.core.people.acting`)."""
     return Actor(
-        sub=principal.sub, roles=principal.roles, satker=principal.satker, name=principal.name
+        sub=principal.sub,
+        roles=principal.roles,
+        satker=principal.satker,
+        name=principal.name,
+        acting=await context.acting.current(principal.sub, principal.satker, utcnow()),
     )
 
 

@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from fastapi import FastAPI
 from fastapi.dependencies.models import Dependant
 from fastapi.dependencies.utils import get_flat_params
+from fastapi.params import Form
 from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import BaseRoute
 
@@ -25,6 +26,8 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _STATUSES = "__problem_statuses__"
 _BODY_PROBLEMS = (400, 413, 415, 422)
+# A form body is parsed by its fields: what is not a form of them is a validation problem.
+_FORM_PROBLEMS = (413, 422)
 _FASTAPI_DEFAULTS = ("HTTPValidationError", "ValidationError")
 
 
@@ -59,7 +62,11 @@ def document_problems(document: dict[str, Any], routes: list[BaseRoute]) -> None
     for route in iter_route_contexts(routes):
         if not isinstance(route.original_route, APIRoute) or not route.include_in_schema:
             continue
-        statuses = derived_problems(route.dependant, has_body=route.body_field is not None)
+        body = route.body_field
+        statuses = derived_problems(
+            route.dependant,
+            body=None if body is None else "form" if isinstance(body.field_info, Form) else "json",
+        )
         for method in route.methods or ():
             operation = document["paths"][route.path_format][method.lower()]
             responses: dict[str, Any] = operation["responses"]
@@ -79,12 +86,12 @@ def document_problems(document: dict[str, Any], routes: list[BaseRoute]) -> None
     document["components"]["schemas"] = dict(sorted(schemas.items()))
 
 
-def derived_problems(dependant: Dependant, *, has_body: bool) -> list[int]:
+def derived_problems(dependant: Dependant, *, body: str | None) -> list[int]:
     statuses: set[int] = set()
     for each in _dependants(dependant):
         statuses.update(getattr(each.call, _STATUSES, ()))
-    if has_body:
-        statuses.update(_BODY_PROBLEMS)
+    if body is not None:
+        statuses.update(_FORM_PROBLEMS if body == "form" else _BODY_PROBLEMS)
     if get_flat_params(dependant):
         statuses.add(422)
     return sorted(statuses)

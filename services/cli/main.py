@@ -16,6 +16,8 @@ import typer
 
 from services.cli import errors
 from services.cli.hooks import hook_source_app
+from services.cli.keys import keys_app
+from services.cli.people import people_app
 from services.cli.records import audit_app, satker_app
 from services.cli.secrets import secrets_app
 from services.cli.sipp import sipp_app
@@ -34,6 +36,8 @@ catalog_app = typer.Typer(help="Validate and export the SOP catalog.", no_args_i
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(audit_app, name="audit")
 app.add_typer(hook_source_app, name="hook-source")
+app.add_typer(keys_app, name="keys")
+app.add_typer(people_app, name="people")
 app.add_typer(satker_app, name="satker")
 app.add_typer(secrets_app, name="secrets")
 app.add_typer(sipp_app, name="sipp")

@@ -83,6 +83,48 @@ class AuthSettings(BaseModel):
     jwks_file: Path | None = Field(
         default=None, description="JWKS file with the public keys for RS256/ES256 tokens."
     )
+    jwks_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="An identity provider's JWKS URL (RS256/ES256 public keys), fetched and "
+        "cached; beside or instead of `jwks_file`.",
+    )
+    jwks_cache_seconds: int = Field(
+        default=600, ge=10, le=86400, description="How long a fetched JWKS URL is trusted."
+    )
+    idp_issuer: str | None = Field(
+        default=None,
+        description="Required `iss` of the identity provider's tokens (JWKS file or URL); "
+        "default: `issuer`.",
+    )
+    idp_audience: str | None = Field(
+        default=None,
+        description="Required `aud` of the identity provider's tokens; default: `audience`.",
+    )
+    access_token_minutes: int = Field(
+        default=15, ge=1, le=1440, description="Lifetime of the access tokens Alur issues."
+    )
+    refresh_token_days: int = Field(
+        default=14, ge=1, le=365, description="Lifetime of a refresh token (renewed on use)."
+    )
+    lockout_username_failures: int = Field(
+        default=5, ge=1, le=1000, description="Failed sign-ins that lock a username."
+    )
+    lockout_address_failures: int = Field(
+        default=20, ge=1, le=100000, description="Failed sign-ins that lock a client address."
+    )
+    lockout_seconds: int = Field(
+        default=900,
+        ge=1,
+        le=86400,
+        description="How long a lock lasts after the last failure (the failures counted).",
+    )
+    password_time_cost: int = Field(
+        default=3, ge=1, le=20, description="Argon2id passes over memory per password hash."
+    )
+    password_memory_kib: int = Field(
+        default=65536, ge=8192, le=4194304, description="Argon2id memory per hash (KiB)."
+    )
 
 
 class CatalogSettings(BaseModel):

@@ -242,6 +242,11 @@ class EventPublic(BaseModel):
     occurred_at: datetime
     task_id: str | None
     data: dict[str, Any]
+    acting_for: dict[str, Any] | None = Field(
+        description="The role the actor held in someone's stead to do this (a Plh/Plt): "
+        "`id` of the assignment, `role`, `satker`, `kind` and `holder`; null when the "
+        "actor acted in their own right."
+    )
     hash: str
 
     @classmethod
@@ -254,6 +259,7 @@ class EventPublic(BaseModel):
             occurred_at=record.occurred_at,
             task_id=record.task_id,
             data=record.data,
+            acting_for=record.acting_for,
             hash=record.hash,
         )
 

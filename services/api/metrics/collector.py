@@ -168,6 +168,15 @@ def database_families(data: Snapshot, missed_backup_days: Mapping[str, int]) -> 
     for status, count in data.webhook_deliveries.items():
         deliveries.add_metric([status], count)
 
+    unstaffed = CounterMetricFamily(
+        "alur_escalations_unstaffed",
+        "Escalations that reached nobody: no one held the role in the satker, nor acted "
+        "in it (`role.unstaffed` findings), by satker and role.",
+        labels=["satker", "role"],
+    )
+    for satker, role, count in data.unstaffed:
+        unstaffed.add_metric([satker, role], count)
+
     return [
         instances,
         open_tasks,
@@ -191,6 +200,7 @@ def database_families(data: Snapshot, missed_backup_days: Mapping[str, int]) -> 
         last_ok,
         missed,
         deliveries,
+        unstaffed,
     ]
 
 

@@ -6,9 +6,13 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlmodel import Field, SQLModel
 
 from services.core.db import BigId, JsonType, UtcDateTime
+
+# None is stored as SQL NULL, not as the JSON value null.
+_JSON_OR_NULL = sa.JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class AuditEventRecord(SQLModel, table=True):
@@ -27,6 +31,9 @@ class AuditEventRecord(SQLModel, table=True):
     occurred_at: datetime = Field(sa_type=UtcDateTime)
     task_id: str | None = Field(default=None, max_length=36)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JsonType)
+    # The role the actor held in someone's stead to do this (see `Actor.acting`); in the
+    # hash only when set, so events written before it existed verify as they were.
+    acting_for: dict[str, Any] | None = Field(default=None, sa_type=_JSON_OR_NULL)
     prev_hash: str = Field(max_length=64)
     hash: str = Field(max_length=64)
 

@@ -36,6 +36,8 @@ class NewEvent:
     occurred_at: datetime
     task_id: str | None
     data: dict[str, Any]
+    # The role the actor held in someone's stead to do this (`ActingRole.audit()`).
+    acting_for: dict[str, Any] | None = None
 
 
 def event_hash(
@@ -49,9 +51,13 @@ def event_hash(
     task_id: str | None,
     data: dict[str, Any] | orjson.Fragment,
     prev_hash: str,
+    acting_for: dict[str, Any] | None = None,
 ) -> str:
     """SHA-256 of the event's fields as JSON with sorted keys. `data` may come already
-    serialized that way (`canonical_data`): the same bytes, not made twice."""
+    serialized that way (`canonical_data`): the same bytes, not made twice.
+
+    `acting_for` came later: it is part of the document only when set, so the events
+    written before it existed keep their hashes."""
     document = {
         "instance_id": instance_id,
         "seq": seq,
@@ -63,6 +69,8 @@ def event_hash(
         "data": data,
         "prev_hash": prev_hash,
     }
+    if acting_for is not None:
+        document["acting_for"] = acting_for
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
@@ -91,6 +99,7 @@ def chain(
             task_id=event.task_id,
             data=data,
             prev_hash=prev_hash,
+            acting_for=event.acting_for,
         )
         rows.append(
             {
@@ -102,6 +111,7 @@ def chain(
                 "occurred_at": event.occurred_at,
                 "task_id": event.task_id,
                 "data": data,
+                "acting_for": event.acting_for,
                 "prev_hash": prev_hash,
                 "hash": digest,
             }
@@ -112,8 +122,9 @@ def chain(
 
 def event_body(event: Mapping[Any, Any], satker: str, sop: str) -> dict[str, Any]:
     """The published form of an instance's audit event (webhook bodies; see
-    `services.core.webhooks.catalogue`). `event` holds the event's columns."""
-    return {
+    `services.core.webhooks.catalogue`). `event` holds the event's columns;
+    `acting_for` is in the body only when it was set."""
+    body = {
         "id": f"evt_{event['id']}",
         "type": event["type"],
         "occurred_at": event["occurred_at"].isoformat(),
@@ -124,6 +135,9 @@ def event_body(event: Mapping[Any, Any], satker: str, sop: str) -> dict[str, Any
         "actor": event["actor"],
         "data": event["data"],
     }
+    if event.get("acting_for") is not None:
+        body["acting_for"] = event["acting_for"]
+    return body
 
 
 async def event_bodies(
@@ -196,10 +210,20 @@ _EVENT_COLUMNS = (
     "occurred_at",
     "task_id",
     "data",
+    "acting_for",
     "prev_hash",
     "hash",
 )
-_BODY_COLUMNS = ("id", "instance_id", "type", "occurred_at", "task_id", "actor", "data")
+_BODY_COLUMNS = (
+    "id",
+    "instance_id",
+    "type",
+    "occurred_at",
+    "task_id",
+    "actor",
+    "data",
+    "acting_for",
+)
 _INSTANCES: sa.Table = InstanceRecord.__table__  # type: ignore[attr-defined]
 # Which satker each instance of a batch of events belongs to.
 _SATKER_ROWS = sa.Table(
@@ -281,6 +305,7 @@ def verify_chain(
             task_id=event.task_id,
             data=event.data,
             prev_hash=event.prev_hash,
+            acting_for=event.acting_for,
         )
         if recomputed != event.hash:
             report.problems.append(f"event #{event.seq} ({event.type}) was altered")

@@ -34,13 +34,41 @@ class TaskStatus(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
+class ActingRole:
+    """A role held for a period in someone's stead (Plh: a short absence, Plt: a vacancy).
+
+    `holder` is whom the actor stands in for, when known."""
+
+    id: str
+    role: str
+    satker: str
+    kind: str
+    holder: str | None = None
+
+    def audit(self) -> dict[str, str | None]:
+        """What an audit event records as `acting_for`."""
+        return {
+            "id": self.id,
+            "role": self.role,
+            "satker": self.satker,
+            "kind": self.kind,
+            "holder": self.holder,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
 class Actor:
-    """Who issues a command: the JWT principal, or `system:worker` for jobs."""
+    """Who issues a command: the JWT principal, or `system:worker` for jobs.
+
+    `acting`: the roles the actor holds in someone's stead right now. The engine decides
+    on `roles` alone; the instance service adds an acting role to them only when the
+    actor's own roles do not allow the command, and records it on the audit events."""
 
     sub: str
     roles: frozenset[str] = frozenset()
     satker: str
     name: str | None = None
+    acting: tuple[ActingRole, ...] = ()
 
     @property
     def is_worker(self) -> bool:

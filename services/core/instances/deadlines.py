@@ -22,6 +22,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.audit import service as audit
+from services.core.audit.service import NewEvent
 from services.core.db import unit_of_work
 from services.core.engine.calendar import WorkingCalendar
 from services.core.engine.definition import TimeStandard
@@ -31,6 +32,8 @@ from services.core.engine.machine import decide
 from services.core.engine.state import Actor, Escalate, InstanceState
 from services.core.instances import repository
 from services.core.instances.service import Services, decision_events
+from services.core.people import acting
+from services.core.satkers.service import SatkerDirectory
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +59,8 @@ class SweepReport:
     event_types: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # The batch was full: more may be due right now.
     more: bool = False
+    # Escalations that reached nobody (reported as `role.unstaffed`).
+    unstaffed: int = 0
 
 
 @dataclass
@@ -180,6 +185,7 @@ async def sweep(
         return report
     directory = await services.directory(session, *{record.satker_id for record, _ in due})
     instance_rows, task_rows, event_rows = [], [], []
+    changed: list[tuple[repository.InstanceRow, InstanceState, InstanceState, list[NewEvent]]] = []
     for record, tasks in due:
         definition = await services.definition(session, record.sop_code, record.sop_version)
         calendar = await services.calendars.get(session, directory.get(record.satker_id))
@@ -207,8 +213,12 @@ async def sweep(
             state = decision.state
             report.tasks += command.task_id is not None
             report.instances += command.task_id is None
-        if state is before:
-            continue
+        if state is not before:
+            changed.append((record, before, state, events))
+    unstaffed = await _address_escalations(
+        session, directory, [(record, events) for record, _, _, events in changed], now
+    )
+    for record, before, state, events in changed:
         rows = audit.chain(record.id, record.event_count + 1, record.head_hash, events)
         instance_rows.append(_instance_values(record, state, rows))
         # The engine keeps the very objects of the tasks it leaves alone.
@@ -226,8 +236,58 @@ async def sweep(
         raise SweepRaced(f"{len(instance_rows) - written} instance(s) changed meanwhile")
     satkers = {record.id: record.satker_id for record, _ in due}
     await audit.insert(session, event_rows, satkers=satkers)
+    for satker, role, data in unstaffed:
+        await acting.report_unstaffed(
+            session, satker=satker, role=role, cause="escalation", data=data, now=now
+        )
     report.events = len(event_rows)
+    report.unstaffed = len(unstaffed)
     return report
+
+
+_ESCALATIONS = frozenset({"task.escalated", "instance.escalated"})
+
+
+async def _address_escalations(
+    session: AsyncSession,
+    directory: SatkerDirectory,
+    changes: list[tuple[repository.InstanceRow, list[NewEvent]]],
+    now: datetime,
+) -> list[tuple[str, str, dict[str, object]]]:
+    """Name on each escalation event the people it reaches (`to_people`: the holders of
+    `to_role` in the instance's satker, then those acting in it); return what to report
+    for the escalations that reached nobody."""
+    escalations = [
+        (record, event)
+        for record, events in changes
+        for event in events
+        if event.type in _ESCALATIONS
+    ]
+    if not escalations:
+        return []
+    holders = await acting.role_holders(
+        session,
+        directory,
+        {(record.satker_id, event.data["to_role"]) for record, event in escalations},
+        now,
+    )
+    unstaffed = []
+    for record, event in escalations:
+        role = event.data["to_role"]
+        found = holders[(record.satker_id, role)]
+        event.data["to_people"] = [
+            {"username": h.username, "acting": h.acting.audit() if h.acting else None}
+            for h in found
+        ]
+        if not found:
+            data: dict[str, object] = {
+                "instance_id": record.id,
+                "sop": record.sop_code,
+                "task_id": event.task_id,
+                "level": event.data["level"],
+            }
+            unstaffed.append((record.satker_id, role, data))
+    return unstaffed
 
 
 def _no_deadlines(

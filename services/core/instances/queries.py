@@ -129,31 +129,28 @@ async def inbox(
 
     `mine`: the tasks the caller can act on — in its own satker, those in its lanes, the
     external steps it records, and those assigned to it; from a parent court, the
-    tasks in that court's own lane in the satkers below it.
+    tasks in that court's own lane in the satkers below it. A role held in someone's
+    stead (`actor.acting`) counts as if the caller held it in that role's satker.
     """
     visible = directory.visible_from(actor.satker)
     query = select(TaskRecord).where(
         col(TaskRecord.status) == "open", col(TaskRecord.satker_id).in_(sorted(visible))
     )
     if mine:
-        own_roles = sorted(actor.roles)
-        mine_here = sa.and_(
-            col(TaskRecord.satker_id) == actor.satker,
-            sa.or_(
-                col(TaskRecord.lane).in_(own_roles),
-                col(TaskRecord.owner).in_(own_roles),
-                col(TaskRecord.assignee) == actor.sub,
-            ),
-        )
-        below = sorted(visible - {actor.satker})
-        court_lane = directory.get(actor.satker).lane_role
-        if below and court_lane and court_lane in actor.roles:
-            mine_below = sa.and_(
-                col(TaskRecord.satker_id).in_(below), col(TaskRecord.lane) == court_lane
+        hats = [(actor.roles, actor.satker)]
+        hats += [
+            (frozenset({grant.role}), grant.satker)
+            for grant in actor.acting
+            if grant.satker in visible
+        ]
+        conditions = [
+            sa.and_(
+                col(TaskRecord.satker_id) == actor.satker, col(TaskRecord.assignee) == actor.sub
             )
-            query = query.where(sa.or_(mine_here, mine_below))
-        else:
-            query = query.where(mine_here)
+        ]
+        for roles, satker in hats:
+            conditions += _lane_conditions(directory, roles, satker)
+        query = query.where(sa.or_(*conditions))
     if sop:
         query = query.where(col(TaskRecord.sop_code) == sop)
     if lane:
@@ -167,6 +164,26 @@ async def inbox(
         col(TaskRecord.id),
     )
     return (await session.scalars(query.limit(max(1, min(limit, MAX_LIMIT))))).all()
+
+
+def _lane_conditions(
+    directory: SatkerDirectory, roles: frozenset[str], satker: str
+) -> list[sa.ColumnElement[bool]]:
+    """Open tasks someone holding `roles` in `satker` can act on, by lane."""
+    own_roles = sorted(roles)
+    conditions = [
+        sa.and_(
+            col(TaskRecord.satker_id) == satker,
+            sa.or_(col(TaskRecord.lane).in_(own_roles), col(TaskRecord.owner).in_(own_roles)),
+        )
+    ]
+    below = sorted(directory.visible_from(satker) - {satker})
+    court_lane = directory.get(satker).lane_role
+    if below and court_lane and court_lane in roles:
+        conditions.append(
+            sa.and_(col(TaskRecord.satker_id).in_(below), col(TaskRecord.lane) == court_lane)
+        )
+    return conditions
 
 
 async def stranded_automated_tasks(

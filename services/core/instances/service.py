@@ -26,10 +26,11 @@ from services.core.audit.service import ChainReport, NewEvent
 from services.core.catalog import service as catalog
 from services.core.engine.calendar import WorkingCalendar, deadlines
 from services.core.engine.definition import Role, SopDefinition, TimeStandard
-from services.core.engine.errors import InstanceNotFound
+from services.core.engine.errors import InstanceNotFound, LaneForbidden, NotAssignee
 from services.core.engine.machine import decide
 from services.core.engine.state import (
     ADMIN_ROLE,
+    ActingRole,
     Actor,
     Command,
     Decision,
@@ -184,9 +185,15 @@ def _field_names(effect: Any) -> tuple[str, ...]:
 
 
 def decision_events(
-    decision: Decision, before: InstanceState | None, actor: Actor, at: datetime
+    decision: Decision,
+    before: InstanceState | None,
+    actor: Actor,
+    at: datetime,
+    acting: ActingRole | None = None,
 ) -> list[NewEvent]:
-    """One audit event per effect, with the task or instance state before and after."""
+    """One audit event per effect, with the task or instance state before and after,
+    and the role the actor held in someone's stead if the decision needed it."""
+    acting_for = acting.audit() if acting is not None else None
     events = []
     # Effects of one decision share task states (an overdue task is also escalated):
     # each state is converted once. Keyed by identity; `decision` keeps them alive.
@@ -222,9 +229,51 @@ def decision_events(
                 occurred_at=at,
                 task_id=task_id,
                 data=data,
+                acting_for=acting_for,
             )
         )
     return events
+
+
+# Refusals for want of a role, which a role held in someone's stead may lift.
+_ROLE_REFUSALS = (LaneForbidden, NotAssignee)
+
+
+def _decide_as(
+    definition: SopDefinition,
+    snapshot: InstanceState | None,
+    command_for: Callable[[Actor], Command],
+    actor: Actor,
+    directory: SatkerDirectory,
+    target: str,
+    now: datetime,
+    *,
+    deadline_function: Callable[[TimeStandard, datetime], tuple[datetime | None, datetime | None]],
+    roles: Mapping[str, Role],
+) -> tuple[Decision, ActingRole | None]:
+    """Decide as the actor, with its own roles (`actor.roles`, already those it has on
+    `target`); if they do not allow the command, with one of its acting roles on
+    `target` added, which the decision then names (the audit's `acting_for`). A person
+    who may act in their own right acts in their own right."""
+    try:
+        return decide(
+            definition, snapshot, command_for(actor), now,
+            deadlines=deadline_function, roles=roles,
+        ), None  # fmt: skip
+    except _ROLE_REFUSALS as refused:
+        for grant in actor.acting:
+            added = directory.effective_roles(frozenset({grant.role}), grant.satker, target)
+            if not added - actor.roles:
+                continue
+            stand_in = dataclasses.replace(actor, roles=actor.roles | added)
+            try:
+                return decide(
+                    definition, snapshot, command_for(stand_in), now,
+                    deadlines=deadline_function, roles=roles,
+                ), grant  # fmt: skip
+            except _ROLE_REFUSALS:
+                continue
+        raise refused from None
 
 
 def _jobs(decision: Decision) -> tuple[EnqueueJob, ...]:
@@ -342,26 +391,29 @@ async def start_instance(
     start_time = started_at or now
     definition = await catalog.get_definition(session, sop)
     calendar = await services.calendars.get(session, directory.get(target))
-    acting = dataclasses.replace(
+    own = dataclasses.replace(
         actor, roles=directory.effective_roles(actor.roles, actor.satker, target)
     )
-    command = Start(
-        actor=acting,
-        instance_id=str(uuid.uuid4()),
-        entry_point=entry_point,
-        new_task_ids=_new_ids(),
-        satker=target,
-    )
-    decision = decide(
+    instance_id, ids = str(uuid.uuid4()), _new_ids()
+    decision, acting_for = _decide_as(
         definition,
         None,
-        command,
+        lambda as_actor: Start(
+            actor=as_actor,
+            instance_id=instance_id,
+            entry_point=entry_point,
+            new_task_ids=ids,
+            satker=target,
+        ),
+        own,
+        directory,
+        target,
         start_time,
-        deadlines=_deadline_function(calendar),
+        deadline_function=_deadline_function(calendar),
         roles=services.roles,
     )
     state = decision.state
-    events = decision_events(decision, None, actor, start_time)
+    events = decision_events(decision, None, actor, start_time, acting_for)
     if started_at is not None:
         for event in events:
             event.data["recorded_at"] = now.isoformat()
@@ -415,24 +467,28 @@ async def apply(
     state = repository.instance_state(record, tasks)
     definition = await services.definition(session, record.sop_code, record.sop_version)
     calendar = await services.calendars.get(session, directory.get(record.satker_id))
-    acting = dataclasses.replace(
+    own = dataclasses.replace(
         actor,
         satker=record.satker_id if actor.is_worker else actor.satker,
         roles=directory.effective_roles(actor.roles, actor.satker, record.satker_id),
     )
-    decision = decide(
+    ids = _new_ids()
+    decision, acting_for = _decide_as(
         definition,
         state,
-        make_command(InstanceView(record, state, definition), acting, _new_ids()),
+        lambda as_actor: make_command(InstanceView(record, state, definition), as_actor, ids),
+        own,
+        directory,
+        record.satker_id,
         now,
-        deadlines=_deadline_function(calendar),
+        deadline_function=_deadline_function(calendar),
         roles=services.roles,
     )
     rows = audit.chain(
         record.id,
         record.event_count + 1,
         record.head_hash,
-        decision_events(decision, state, actor, now),
+        decision_events(decision, state, actor, now, acting_for),
     )
     event_count = rows[-1]["seq"] if rows else record.event_count
     head_hash = rows[-1]["hash"] if rows else record.head_hash

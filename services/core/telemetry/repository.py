@@ -9,17 +9,18 @@ that stays in the milliseconds for years, and the delivery log is the place to p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from services.core.audit.models import OutboxRecord
+from services.core.audit.models import FindingRecord, OutboxRecord
 from services.core.engine.state import TaskStatus
 from services.core.instances.models import InstanceRecord, TaskRecord
 from services.core.monitors.models import MonitorCheckRecord, MonitorRecord
+from services.core.people.acting import UNSTAFFED
 from services.core.sipp.models import BackupCheckRecord
 from services.core.webhooks.models import WebhookDeliveryRecord
 
@@ -63,6 +64,8 @@ class Snapshot:
     latencies: list[tuple[str, str, str, float]]  # (monitor, name, satker, seconds)
     backups: list[BackupChecks]
     webhook_deliveries: dict[str, int]  # status -> count
+    # (satker, role, count) of the `role.unstaffed` findings: escalations that reached nobody.
+    unstaffed: list[tuple[str, str, int]] = field(default_factory=list)
 
 
 async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
@@ -149,6 +152,12 @@ async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
             col(WebhookDeliveryRecord.status)
         )
     )
+    unstaffed = await session.execute(
+        sa.select(col(FindingRecord.satker_id), col(FindingRecord.subject), sa.func.count())
+        .where(col(FindingRecord.type) == UNSTAFFED)
+        .group_by(col(FindingRecord.satker_id), col(FindingRecord.subject))
+        .order_by(col(FindingRecord.satker_id), col(FindingRecord.subject))
+    )
     return Snapshot(
         instances=[(sop, state, count) for sop, state, count in instances],
         tasks=[TaskLoad(sop, lane, count, int(late or 0)) for sop, lane, count, late in tasks],
@@ -171,4 +180,7 @@ async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
             **dict.fromkeys(DELIVERY_STATUSES, 0),
             **dict(deliveries.all()),
         },
+        unstaffed=[
+            (satker, subject.removeprefix("role:"), count) for satker, subject, count in unstaffed
+        ],
     )

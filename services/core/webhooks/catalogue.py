@@ -85,6 +85,17 @@ INSTANCE_STATUS = obj({"status": {"enum": ["active", "completed", "cancelled"]}}
 # On the events of an instance an admin recorded after starting it on paper
 # (`started_at` in the past): when it was recorded.
 RECORDED = {"recorded_at": TIME}
+# The role an action was taken under in someone's stead (a Plh/Plt), on the envelope of
+# the events it caused.
+ACTING = obj(
+    {
+        "id": STRING,
+        "role": STRING,
+        "satker": STRING,
+        "kind": {"enum": ["plh", "plt"]},
+        "holder": nullable(STRING),
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -108,9 +119,14 @@ class EventType:
                 "actor": STRING,
                 "data": self.data_schema,
             }
+            optional = {"acting_for": ACTING}
         else:
             fields = {**common, "subject": STRING, "data": self.data_schema}
-        return {"$schema": "https://json-schema.org/draft/2020-12/schema", **obj(fields)}
+            optional = {}
+        return {
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            **obj(fields, optional),
+        }
 
     @property
     def example(self) -> dict[str, Any]:
@@ -135,20 +151,36 @@ class EventType:
 
 
 def _task_event(
-    type: str, description: str, extra: dict[str, Schema], example: dict[str, Any], **after: Any
+    type: str,
+    description: str,
+    extra: dict[str, Schema],
+    example: dict[str, Any],
+    optional: dict[str, Schema] | None = None,
+    **after: Any,
 ) -> EventType:
     """A task effect: the task before (null when it was just opened) and after."""
-    schema = obj({"before": nullable(TASK_STATE), "after": TASK_STATE, **extra}, RECORDED)
+    schema = obj(
+        {"before": nullable(TASK_STATE), "after": TASK_STATE, **extra},
+        {**RECORDED, **(optional or {})},
+    )
     before = None if type == "task.opened" else TASK_EXAMPLE
     data = {"before": before, "after": {**TASK_EXAMPLE, **after}, **example}
     return EventType(type, description, "instance", schema, data)
 
 
 def _instance_event(
-    type: str, description: str, extra: dict[str, Schema], example: dict[str, Any], after: str
+    type: str,
+    description: str,
+    extra: dict[str, Schema],
+    example: dict[str, Any],
+    after: str,
+    optional: dict[str, Schema] | None = None,
 ) -> EventType:
     """An instance effect: its fields and the instance status before and after."""
-    schema = obj({**extra, "before": nullable(INSTANCE_STATUS), "after": INSTANCE_STATUS}, RECORDED)
+    schema = obj(
+        {**extra, "before": nullable(INSTANCE_STATUS), "after": INSTANCE_STATUS},
+        {**RECORDED, **(optional or {})},
+    )
     before = None if type == "instance.started" else {"status": "active"}
     data = {**example, "before": before, "after": {"status": after}}
     return EventType(type, description, "instance", schema, data)
@@ -161,6 +193,15 @@ def _finding(
 
 
 ROLE_LEVEL = {"level": INTEGER, "to_role": STRING}
+# Whom an escalation reached: the holders of `to_role` in the satker, then those acting
+# in it (`acting`); empty when nobody (then a `role.unstaffed` finding follows). Absent
+# on escalations from before people were known to Alur.
+TO_PEOPLE = {
+    "to_people": {
+        "type": "array",
+        "items": obj({"username": STRING, "acting": nullable(ACTING)}),
+    }
+}
 MONITOR_CHECK = {
     "url": STRING,
     "status_code": nullable(INTEGER),
@@ -174,7 +215,7 @@ BACKUP = {
     "reasons": {"type": "array", "items": obj({"code": STRING, "message": STRING})},
     "instance_id": nullable(STRING),
 }
-DONE = {"status": "completed", "completed_at": EXAMPLE_TIME, "completed_by": "budi"}
+DONE: dict[str, Any] = {"status": "completed", "completed_at": EXAMPLE_TIME, "completed_by": "budi"}
 
 EVENT_TYPES: tuple[EventType, ...] = (
     _instance_event(
@@ -197,8 +238,11 @@ EVENT_TYPES: tuple[EventType, ...] = (
         {"due_at": TIME}, {"due_at": "2026-11-24T01:00:00+00:00"}, "active",
     ),
     _instance_event(
-        "instance.escalated", "An overdue instance was escalated to `to_role`.",
-        ROLE_LEVEL, {"level": 1, "to_role": "kasubbag_ptip"}, "active",
+        "instance.escalated", "An overdue instance was escalated to `to_role` (the people "
+        "it reached: `to_people`).",
+        ROLE_LEVEL, {"level": 1, "to_role": "kasubbag_ptip",
+                     "to_people": [{"username": "siti", "acting": None}]},
+        "active", TO_PEOPLE,
     ),
     _instance_event(
         "comment.added", "Someone commented on the instance (or one of its tasks).",
@@ -231,13 +275,29 @@ EVENT_TYPES: tuple[EventType, ...] = (
     _task_event("task.overdue", "The task's standard time has run out.", {}, {},
                 escalation_level=1),
     _task_event(
-        "task.escalated", "An overdue task was escalated up `reports_to` to `to_role`.",
-        ROLE_LEVEL, {"level": 2, "to_role": "sekretaris"}, escalation_level=2,
+        "task.escalated", "An overdue task was escalated up `reports_to` to `to_role` (the "
+        "people it reached: `to_people`, acting officials included).",
+        ROLE_LEVEL,
+        {"level": 2, "to_role": "sekretaris", "to_people": [
+            {"username": "andi", "acting": {
+                "id": "7c1d2e3f-4a5b-4c6d-8e9f-0a1b2c3d4e5f", "role": "sekretaris",
+                "satker": "pn-tais", "kind": "plh", "holder": "rahmat"}}]},
+        TO_PEOPLE, escalation_level=2,
     ),
     _task_event(
         "task.flagged", "An automated step gave up: a person has to do it.",
         {"reason": STRING}, {"reason": "sipp.check_backup failed 5 times"},
         flag="sipp.check_backup failed 5 times",
+    ),
+    _finding(
+        "role.unstaffed", "Nobody holds the role in the satker, nor acts in it, when "
+        "someone had to be told (`cause`: an escalation).",
+        {"role": STRING, "cause": STRING, "instance_id": nullable(STRING),
+         "sop": nullable(STRING), "task_id": nullable(STRING), "level": nullable(INTEGER)},
+        {"role": "sekretaris", "cause": "escalation",
+         "instance_id": "0b6d1c1e-8f4e-4c8e-b1a4-6e2a0d1f9c30", "sop": "pemeliharaan-website",
+         "task_id": TASK_EXAMPLE["id"], "level": 2},
+        "role:sekretaris",
     ),
     _finding(
         "backup.verified", "The day's SIPP backup and sync checked out (SOP 10).",

@@ -1,0 +1,1 @@
+"""`/v1/auth`: sign-in (OAuth2 password grant), refresh, logout, and the JWKS."""

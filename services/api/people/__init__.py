@@ -1,0 +1,1 @@
+"""`/v1/people`: people, acting officials (Plh/Plt), passwords and TOTP enrolment."""

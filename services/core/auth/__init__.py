@@ -1,0 +1,2 @@
+"""Alur's own sign-in: passwords and TOTP, lockout, signing keys, access and refresh
+tokens."""

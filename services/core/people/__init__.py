@@ -1,0 +1,1 @@
+"""People of each satker, their roles and contacts, and acting officials (Plh/Plt)."""
