@@ -101,6 +101,12 @@ class WorkerSettings(BaseModel):
         description="Batches a deadline sweep works at once on PostgreSQL, each on its own "
         "connection (SQLite, one writer, always works one).",
     )
+    heartbeat_seconds: int = Field(
+        default=15,
+        ge=1,
+        le=60,
+        description="How often each worker writes its heartbeat, whatever its queue holds.",
+    )
 
     @model_validator(mode="after")
     def _multiples_increase(self) -> Self:
