@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from arq.connections import ArqRedis
@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from services.core.availability import Outages
 from services.core.engine.definition import Catalog
 from services.core.identity.tokens import TokenVerifier
 from services.core.instances.jobs import QueuedJob, enqueue_jobs
@@ -30,6 +31,8 @@ class AppContext:
     catalog: Catalog
     verifier: TokenVerifier
     services: Services
+    # The database or Redis found down by a request, until one finds them back.
+    outages: Outages = field(default_factory=Outages)
 
     async def enqueue(self, jobs: Sequence[QueuedJob], *, request_id: str | None = None) -> None:
         """Send jobs after commit. A failure loses nothing: the open task is durable in
@@ -38,3 +41,5 @@ class AppContext:
             await enqueue_jobs(self.queue, jobs, request_id=request_id)
         except (RedisError, OSError) as exc:
             log.warning("enqueue failed; the sweep will retry", error=str(exc), jobs=len(jobs))
+        else:
+            self.outages.redis.back()

@@ -31,6 +31,7 @@ async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
     """A read-mostly request's transaction: committed when the handler returns."""
     async with unit_of_work(context.sessions) as session:
         yield session
+    context.outages.database.back()
 
 
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
@@ -48,6 +49,7 @@ async def get_unit_of_work(context: Context) -> AsyncIterator[UnitOfWork]:
     async with unit_of_work(context.sessions) as session:
         uow = UnitOfWork(session)
         yield uow
+    context.outages.database.back()
     # Committed (an exception would have skipped this): now the jobs may run.
     if uow.jobs:
         await context.enqueue(uow.jobs, request_id=current_request_id())
