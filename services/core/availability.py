@@ -109,7 +109,8 @@ class Dependency:
         if self._down_since is not None:
             down = time.monotonic() - self._down_since
             self._down_since = None
-            log.info(f"{self.name} back", down_seconds=round(down, 1))
+            # A warning too: a log kept at WARNING must show the outage's end as well.
+            log.warning(f"{self.name} back", down_seconds=round(down, 1))
 
 
 @dataclass

@@ -4,8 +4,8 @@ A task of its own in each worker process writes it, every
 `ALUR_WORKER__HEARTBEAT_SECONDS`, whatever the queue holds: as a cron job it waited
 behind a backlog (50,000 queued deliveries), and `/readyz` called a busy worker dead.
 It beats only while the worker can work: its database answers and Redis takes the beat.
-While either is down it tries again sooner, so that the beat is fresh again within
-seconds of their return.
+While either is down it tries again sooner (at most 5 s apart), so that the beat is
+fresh again within seconds of their return.
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ log = structlog.get_logger(__name__)
 # The heartbeat key expires when no worker beat for this long.
 HEARTBEAT_TTL_SECONDS = 60
 DATABASE_PROBE_SECONDS = 5.0
+# While the database or Redis is down, the next attempt is at most this far away.
+RETRY_CAP_SECONDS = 5.0
 
 
 async def beat(redis: Redis, worker_id: str) -> None:
@@ -50,7 +52,7 @@ async def keep_beating(ctx: dict[str, Any], outages: Outages) -> None:
     """Beat until cancelled (when the worker stops)."""
     context = of(ctx)
     interval = context.settings.worker.heartbeat_seconds
-    retry = EqualJitterBackoff(cap=interval, base=0.5)
+    retry = EqualJitterBackoff(cap=min(interval, RETRY_CAP_SECONDS), base=0.5)
     failures = 0
     while True:
         try:

@@ -25,9 +25,9 @@ from services.core.availability import Outages, redis_unavailable
 from services.worker.context import OUTAGES
 from services.worker.heartbeat import keep_beating
 
-# Waits between attempts while Redis is down: 0.5-1 s, 1-2 s, ... then 5-10 s, so the
-# worker is back at work within seconds of Redis's return.
-REDIS_RETRY = EqualJitterBackoff(cap=10.0, base=0.5)
+# Waits between attempts while Redis is down: 0.5-1 s, 1-2 s, 2-4 s, then 2.5-5 s, so
+# the worker is back at work within seconds of Redis's return.
+REDIS_RETRY = EqualJitterBackoff(cap=5.0, base=0.5)
 # No Redis command of the worker blocks: one that takes this long met a dead connection.
 REDIS_SOCKET_TIMEOUT_SECONDS = 10.0
 REDIS_CONNECT_TIMEOUT_SECONDS = 2.0

@@ -111,5 +111,5 @@ def test_an_outage_is_logged_when_it_begins_and_when_it_ends() -> None:
         "database unavailable",
     ]
     assert logs[0]["error"] == "ConnectionRefusedError: [Errno 111] refused"
-    assert logs[0]["log_level"] == "warning"
+    assert [line["log_level"] for line in logs] == ["warning"] * 3
     assert isinstance(logs[1]["down_seconds"], float)
