@@ -8,7 +8,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -21,8 +20,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from services.core.availability import Outages, database_unavailable, redis_unavailable
 from services.core.engine.errors import DomainError
 from services.core.errors import AlurError, Unavailable
-
-log = structlog.get_logger(__name__)
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 # A database or Redis restart takes seconds; clients may try again this much later.

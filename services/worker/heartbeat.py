@@ -15,7 +15,6 @@ import time
 from typing import Any
 
 import sqlalchemy as sa
-import structlog
 from redis.asyncio import Redis
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import RedisError
@@ -25,8 +24,6 @@ from services.core.availability import Outages
 from services.core.redis import connect
 from services.core.telemetry.worker_stats import HEARTBEAT_KEY, heartbeat_ages
 from services.worker.context import of
-
-log = structlog.get_logger(__name__)
 
 # The heartbeat key expires when no worker beat for this long.
 HEARTBEAT_TTL_SECONDS = 60

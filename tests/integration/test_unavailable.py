@@ -17,8 +17,11 @@ from typing import Any
 
 import httpx
 import pytest
+import sqlalchemy as sa
+from fastapi import FastAPI
 
 from services.api.context import AppContext
+from services.api.problems import install_problem_handlers
 from services.core.settings import DatabaseSettings, RedisSettings, Settings
 from tests.conftest import TEST_DATABASE_URL, TokenFactory, serving
 from tests.servers import PostgresServer, RedisServer
@@ -135,3 +138,31 @@ async def test_a_request_that_enqueues_succeeds_while_redis_is_down(
         instance = await http.get(f"/v1/instances/{started.json()['id']}", headers=headers)
         assert instance.status_code == 200
         assert [task["step_id"] for task in instance.json()["tasks"]] == ["sinkron_backup_otomatis"]
+
+
+async def test_other_errors_of_those_libraries_stay_500() -> None:
+    """Only an unreachable dependency is a 503: a fault is a 500, whatever raised it."""
+    app = FastAPI()
+    install_problem_handlers(app)
+
+    @app.get("/duplicate")
+    async def duplicate() -> None:
+        raise sa.exc.IntegrityError("INSERT ...", {}, Exception("duplicate key value"))
+
+    @app.get("/file")
+    async def file() -> None:
+        raise FileNotFoundError(2, "No such file or directory", "/srv/backup")
+
+    @app.get("/refused")
+    async def refused() -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('10.0.0.5', 5432)")
+
+    # A 500 is re-raised to the server (which logs it); here the client gets the response.
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://alur.test") as http:
+        for path in ("/duplicate", "/file"):
+            response = await http.get(path)
+            assert response.status_code == 500, path
+            assert response.json()["code"] == "internal_error"
+            assert "retry-after" not in response.headers
+        _assert_unavailable(await http.get("/refused"))
