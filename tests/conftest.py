@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -29,6 +30,7 @@ from services.core.db import create_engine
 from services.core.identity.tokens import issue_token
 from services.core.redis import EmbeddedRedis
 from services.core.settings import Settings, get_settings
+from tests.servers import PostgresServer, RedisServer, postgres_binaries
 
 TEST_DATABASE_URL = os.environ.get("ALUR_TEST_DATABASE_URL")
 TEST_REDIS_URL = os.environ.get("ALUR_TEST_REDIS_URL")
@@ -174,6 +176,76 @@ async def db_session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
         finally:
             await session.close()
             await transaction.rollback()
+
+
+@pytest.fixture
+async def own_database(
+    migrated: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[str]:
+    """A database only this test's processes use, migrated like the suite's."""
+    if TEST_DATABASE_URL is None:
+        (tmp_path / "db").mkdir()
+        copy = tmp_path / "db" / "alur.db"
+        source = sqlite3.connect(str(sa.make_url(migrated.database_url).database))
+        target = sqlite3.connect(str(copy))
+        with source, target:
+            source.backup(target)
+        source.close()
+        target.close()
+        yield f"sqlite+aiosqlite:///{copy}"
+        return
+    name = f"alur_ready_{uuid.uuid4().hex[:10]}"
+    await _create_database(TEST_DATABASE_URL, name)
+    url = sa.make_url(TEST_DATABASE_URL).set(database=name).render_as_string(False)
+    # Alembic's env.py reads the database URL from the settings, hence the environment.
+    monkeypatch.setenv("ALUR_DATABASE__URL", url)
+    get_settings.cache_clear()
+    try:
+        await asyncio.to_thread(migrate.upgrade)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    try:
+        yield url
+    finally:
+        await _drop_database(TEST_DATABASE_URL, name)
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis only this test uses, which it may stop and start again."""
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(settings_env: dict[str, str]) -> Iterator[PostgresServer]:
+    """A migrated PostgreSQL server of the tests' own, which a test may stop (it starts
+    it again before it ends). Its tests do not use the suite's database, so they run
+    once: in the embedded pass, wherever the PostgreSQL server binaries are installed."""
+    if TEST_DATABASE_URL is not None:
+        pytest.skip("runs in the embedded pass, on a PostgreSQL server of its own")
+    binaries = postgres_binaries()
+    if binaries is None:
+        pytest.skip("no PostgreSQL server binaries (initdb, pg_ctl)")
+    try:
+        server = PostgresServer(binaries)
+    except KeyError:
+        pytest.skip("PostgreSQL refuses to run as root, and there is no postgres user")
+    try:
+        server.init()
+        server.start()
+        with pytest.MonkeyPatch.context() as patch:
+            # Alembic's env.py reads the database URL from the settings.
+            patch.setenv("ALUR_DATABASE__URL", server.url)
+            get_settings.cache_clear()
+            migrate.upgrade()
+        get_settings.cache_clear()
+        yield server
+    finally:
+        server.remove()
 
 
 TokenFactory = Callable[..., dict[str, str]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import structlog
 from arq.connections import ArqRedis
@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from services.core.auth.keys import KeyRing
 from services.core.auth.lockout import Lockout
 from services.core.auth.service import SignInContext
+from services.core.availability import Outages
 from services.core.engine.definition import Catalog
 from services.core.identity.tokens import TokenVerifier
 from services.core.instances.jobs import QueuedJob, enqueue_jobs
@@ -37,6 +38,9 @@ class AppContext:
     keys: KeyRing
     acting: ActingRegistry
 
+    # The database or Redis found down by a request, until one finds them back.
+    outages: Outages = field(default_factory=Outages)
+
     @property
     def sign_in(self) -> SignInContext:
         return SignInContext(
@@ -50,3 +54,5 @@ class AppContext:
             await enqueue_jobs(self.queue, jobs, request_id=request_id)
         except (RedisError, OSError) as exc:
             log.warning("enqueue failed; the sweep will retry", error=str(exc), jobs=len(jobs))
+        else:
+            self.outages.redis.back()

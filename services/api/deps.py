@@ -52,6 +52,7 @@ async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
     """A read-mostly request's transaction: committed when the handler returns."""
     async with unit_of_work(context.sessions) as session:
         yield session
+    context.outages.database.back()
 
 
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
@@ -72,6 +73,7 @@ async def get_unit_of_work(context: Context) -> AsyncIterator[UnitOfWork]:
     async with unit_of_work(context.sessions) as session:
         uow = UnitOfWork(session)
         yield uow
+    context.outages.database.back()
     # Committed (an exception would have skipped this): now the jobs may run.
     for callback in uow.after_commit:
         callback()

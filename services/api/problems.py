@@ -12,12 +12,18 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from redis.exceptions import RedisError
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from services.core.availability import Outages, database_unavailable, redis_unavailable
 from services.core.engine.errors import DomainError
-from services.core.errors import AlurError
+from services.core.errors import AlurError, Unavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
+# A database or Redis restart takes seconds; clients may try again this much later.
+RETRY_AFTER_SECONDS = 5
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -169,6 +175,26 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     )
 
 
+async def _dependency_error(request: Request, exc: Exception) -> JSONResponse:
+    """The database or Redis is unreachable (a restart, a failover, a full pool): 503
+    with `Retry-After`, the outage logged once. Any other error of those libraries is a
+    fault: it goes on to the server error handler (500, logged with its traceback)."""
+    if database_unavailable(exc):
+        _outages(request).database.lost(exc)
+        detail = "The database cannot be reached; try again shortly."
+    elif redis_unavailable(exc):
+        _outages(request).redis.lost(exc)
+        detail = "The job queue cannot be reached; try again shortly."
+    else:
+        raise exc
+    return await _alur_error(request, Unavailable(detail, retry_after=RETRY_AFTER_SECONDS))
+
+
+def _outages(request: Request) -> Outages:
+    context = getattr(request.app.state, "context", None)
+    return context.outages if context is not None else Outages()
+
+
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     return problem_response(
         request,
@@ -184,6 +210,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # What a lost connection raises: SQLAlchemy's wrapped driver errors and pool timeout,
+    # asyncpg's unwrapped socket errors when connecting, redis-py's errors.
+    for kind in (DBAPIError, PoolTimeout, OSError, RedisError):
+        app.add_exception_handler(kind, _dependency_error)
     app.add_exception_handler(Exception, _unexpected_error)
 
 

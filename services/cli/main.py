@@ -9,7 +9,7 @@ import sys
 from enum import StrEnum
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import orjson
 import typer
@@ -99,23 +99,63 @@ def serve(
 @app.command()
 def worker(
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
+    check: Annotated[
+        bool,
+        typer.Option(
+            "--check",
+            help="Run no worker: exit 0 if a worker on this host beat within "
+            "ALUR_HEALTH__WORKER_STALE_SECONDS, 1 if not (a container's healthcheck).",
+        ),
+    ] = False,
 ) -> None:
-    """Run an arq worker (cron jobs, automated steps, deliveries)."""
-    from arq.connections import RedisSettings
-    from arq.worker import run_worker
-
-    from services.worker.settings import WorkerSettings, on_process_startup
-
-    url = get_settings().redis.url
+    """Run an arq worker (cron jobs, automated steps, deliveries); it waits out Redis
+    and database outages."""
+    settings = get_settings()
+    url = settings.redis.url
     if url is None:
         typer.echo("ALUR_REDIS__URL is not set (`alur dev` provides an embedded Redis)", err=True)
         raise typer.Exit(2)
-    run_worker(
-        WorkerSettings,  # type: ignore[arg-type]
-        redis_settings=RedisSettings.from_dsn(url),
-        burst=burst,
-        on_startup=on_process_startup,
-    )
+    if check:
+        _check_worker(url, settings.health.worker_stale_seconds)
+        return
+
+    from arq.worker import get_kwargs
+
+    from services.core.logging import configure_logging
+    from services.worker.runner import AlurWorker
+    from services.worker.settings import WorkerSettings, on_process_startup
+
+    # Before the first connection: waiting for Redis is already worth a log line.
+    configure_logging(settings.log)
+    options: dict[str, Any] = {
+        **get_kwargs(WorkerSettings),  # type: ignore[arg-type]
+        "burst": burst,
+        "on_startup": on_process_startup,
+    }
+    AlurWorker(redis_url=url, **options).run()
+
+
+def _check_worker(redis_url: str, stale_seconds: int) -> None:
+    import asyncio
+    import socket
+
+    from redis.exceptions import RedisError
+
+    from services.worker.heartbeat import host_heartbeat_age
+
+    host = socket.gethostname()
+    try:
+        age = asyncio.run(host_heartbeat_age(redis_url, host))
+    except (OSError, RedisError) as error:
+        typer.echo(f"cannot read the heartbeats: {type(error).__name__}: {error}", err=True)
+        raise typer.Exit(1) from None
+    if age is None:
+        typer.echo(f"no worker heartbeat from {host}", err=True)
+        raise typer.Exit(1)
+    if age > stale_seconds:
+        typer.echo(f"the newest worker heartbeat from {host} is {age:.0f} s old", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"worker on {host} beat {age:.0f} s ago")
 
 
 @app.command()

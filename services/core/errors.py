@@ -33,3 +33,17 @@ class Conflict(AlurError):
     code = "conflict"
     status = 409
     title = "Conflict"
+
+
+class Unavailable(AlurError):
+    """A dependency (the database, Redis) cannot be reached now: the same request may
+    succeed after `retry_after` seconds."""
+
+    code = "unavailable"
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail)
+        # The API's problem handler sends this attribute as response headers.
+        self.headers = {"Retry-After": str(retry_after)}

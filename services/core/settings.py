@@ -6,6 +6,7 @@ mode refuses the development secrets instead of running with them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -13,7 +14,14 @@ from typing import Annotated, Self, TypeVar
 
 from cryptography.fernet import Fernet
 from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 DEVELOPMENT_JWT_SECRET = "alur-development-secret-change-me-0123456789"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -152,6 +160,12 @@ class WorkerSettings(BaseModel):
         description="Batches a deadline sweep works at once on PostgreSQL, each on its own "
         "connection (SQLite, one writer, always works one).",
     )
+    heartbeat_seconds: int = Field(
+        default=15,
+        ge=1,
+        le=60,
+        description="How often each worker writes its heartbeat, whatever its queue holds.",
+    )
 
     @model_validator(mode="after")
     def _multiples_increase(self) -> Self:
@@ -275,6 +289,43 @@ class SecretSettings(BaseModel):
         return self
 
 
+def _setting_names(model: type[BaseModel], prefix: str) -> set[str]:
+    """The environment variable of every setting in `model`, lower case."""
+    names = set()
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            names |= _setting_names(annotation, f"{prefix}{name}__")
+        else:
+            names.add(f"{prefix}{name}")
+    return names
+
+
+class FileEnvSettingsSource(EnvSettingsSource):
+    """`<SETTING>_FILE=/path`: any setting read from a file, as Docker and Kubernetes hand
+    over secrets (`ALUR_AUTH__JWT_SECRET_FILE=/run/secrets/jwt`). The file's content is
+    the value the variable `<SETTING>` would hold, without its trailing line break.
+    Setting both is refused: which one should win would be a guess."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environment = super()._load_env_vars()
+        settings = _setting_names(self.settings_cls, self.env_prefix.lower())
+        found: dict[str, str | None] = {}
+        for variable, path in environment.items():
+            setting = variable.lower().removesuffix("_file")
+            if setting == variable.lower() or setting not in settings or not path:
+                continue
+            if setting in environment:
+                raise SettingsError(f"{setting.upper()} and {variable.upper()} are both set")
+            try:
+                found[setting] = Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as error:
+                raise SettingsError(
+                    f"{variable.upper()}: cannot read {path} ({error.strerror})"
+                ) from None
+        return found
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="ALUR_", env_nested_delimiter="__", env_file=".env", extra="ignore"
@@ -297,6 +348,18 @@ class Settings(BaseSettings):
     health: HealthSettings = Field(default_factory=HealthSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     secrets: SecretSettings = Field(default_factory=SecretSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        files = FileEnvSettingsSource(settings_cls)
+        return init_settings, env_settings, files, dotenv_settings, file_secret_settings
 
     @model_validator(mode="after")
     def _refuse_unsafe_defaults(self) -> Self:

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.core.automation.handlers import default_handlers
 from services.core.automation.service import Handler
+from services.core.availability import Outages
 from services.core.catalog.loader import load_catalog
 from services.core.db import create_engine, session_factory
 from services.core.instances.service import Services
@@ -31,6 +32,12 @@ class WorkerContext:
     http: httpx.AsyncClient
     monitor_options: MonitorOptions
     worker_id: str
+    # What the worker knows of its database and Redis being down (see `runner`).
+    outages: Outages
+
+
+# The ctx key under which the worker hands its `Outages` to the startup.
+OUTAGES = "alur_outages"
 
 
 def _trust(settings: Settings) -> ssl.SSLContext | bool:
@@ -73,6 +80,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         ),
         monitor_options=monitor_options(settings),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
+        outages=ctx.get(OUTAGES) or Outages(),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 from arq import Retry
 
+from services.core.availability import database_unavailable
 from services.core.db import unit_of_work, utcnow
 from services.core.hooks import processing
 from services.core.hooks import service as hooks
@@ -32,6 +33,8 @@ async def process_inbound_message(ctx: dict[str, Any], message_id: str) -> str:
                 session, context.services, message_id, utcnow()
             )
     except Exception as exc:
+        if database_unavailable(exc):
+            raise  # an outage, not a failure of the message: retried, never given up for it
         if job_try < context.settings.worker.max_tries:
             log.warning("inbound message failed; retrying", message=message_id, error=str(exc))
             raise Retry(defer=backoff_seconds(job_try)) from exc

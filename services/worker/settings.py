@@ -2,7 +2,8 @@
 
 Cron jobs are `unique`: arq derives each run's job id from the cron's name and
 scheduled time, so with N worker replicas each run happens once. The Redis connection
-is given by `alur worker` (from settings, or the embedded Redis of `alur dev`).
+is given by `alur worker` (from settings, or the embedded Redis of `alur dev`), which
+runs these settings in `runner.AlurWorker`; the heartbeat is no job (see `heartbeat`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from services.core.logging import configure_logging
 from services.core.runtime import freeze_startup_heap
 from services.core.settings import get_settings
 from services.worker.context import shutdown, startup
-from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS, beat
+from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS
 from services.worker.hooks import process_inbound_message, resend_waiting_messages
 from services.worker.instrumentation import instrumented
 from services.worker.tasks import (
@@ -32,18 +33,17 @@ from services.worker.tasks import (
 from services.worker.webhooks import deliver_webhook, relay_outbox, sweep_webhook_deliveries
 
 
-def every(job: Any, seconds: int, *, unique: bool = True) -> CronJob:
+def every(job: Any, seconds: int) -> CronJob:
     """A cron job running every `seconds` (a divisor of a minute, or whole minutes)."""
-    job = instrumented(job)
+    job = instrumented(job, scheduled=True)
     if seconds < 60:
-        return cron(job, second=set(range(0, 60, seconds)), unique=unique)
-    return cron(job, second={0}, minute=set(range(0, 60, max(1, seconds // 60))), unique=unique)
+        return cron(job, second=set(range(0, 60, seconds)))
+    return cron(job, second={0}, minute=set(range(0, 60, max(1, seconds // 60))))
 
 
 async def on_startup(ctx: dict[str, Any]) -> None:
     configure_logging(get_settings().log)
     await startup(ctx)
-    await beat(ctx)
 
 
 async def on_process_startup(ctx: dict[str, Any]) -> None:
@@ -65,7 +65,6 @@ class WorkerSettings:
     ]
     cron_jobs: ClassVar[list[CronJob]] = [
         every(deadline_sweep, get_settings().worker.sweep_interval_seconds),
-        every(beat, 15, unique=False),
         # Every 10 minutes: opens the day's SOP 10 instance once the satker's day begins.
         every(daily_backup_checks, 600),
         every(schedule_monitors, get_settings().monitors.schedule_interval_seconds),
@@ -80,4 +79,7 @@ class WorkerSettings:
     health_check_interval = HEARTBEAT_TTL_SECONDS // 2
     # A job interrupted by a killed worker is picked up again after this long.
     job_timeout = 300
+    # On SIGTERM the worker takes no new job and lets running ones finish, up to the
+    # longest a job may run; docker-compose.yml's stop_grace_period is longer still.
+    job_completion_wait = job_timeout
     max_tries = 10

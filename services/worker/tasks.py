@@ -9,6 +9,7 @@ import structlog
 from arq import Retry
 
 from services.core.automation.service import StepCannotRun, flag_step, run_step
+from services.core.availability import database_unavailable
 from services.core.db import unit_of_work, utcnow
 from services.core.instances import queries
 from services.core.instances.deadlines import sweep_backlog
@@ -99,6 +100,8 @@ async def run_automated_step(ctx: dict[str, Any], instance_id: str, task_id: str
     except StepCannotRun as exc:
         reason = str(exc)
     except Exception as exc:
+        if database_unavailable(exc):
+            raise  # an outage, not a failure of the step: retried, never flagged for it
         if job_try < context.settings.worker.max_tries:
             log.warning("automated step failed; retrying", job=job, task=task_id, error=str(exc))
             raise Retry(defer=backoff_seconds(job_try)) from exc

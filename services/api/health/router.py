@@ -103,8 +103,8 @@ async def _redis(context: AppContext) -> str | None:
 
 
 async def _worker(context: AppContext) -> Check:
-    """Workers beat every 15 s into Redis; no fresh beat means deadlines, escalations and
-    automated steps have stopped."""
+    """Workers beat into Redis (every ALUR_WORKER__HEARTBEAT_SECONDS) while they can work;
+    no fresh beat means deadlines, escalations and automated steps have stopped."""
     health = context.settings.health
     if not health.require_worker:
         return Check(status="ok", detail="not required (ALUR_HEALTH__REQUIRE_WORKER=false)")

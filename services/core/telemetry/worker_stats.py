@@ -93,12 +93,19 @@ async def read_job_stats(redis: Redis) -> list[JobStats]:
     return stats
 
 
-async def heartbeat_ages(redis: Redis, now: float | None = None) -> list[float]:
+async def heartbeat_ages(
+    redis: Redis, now: float | None = None, *, host: str | None = None
+) -> list[float]:
     """Seconds since each worker's last heartbeat, youngest first (empty: none alive
-    within the heartbeat key's expiry)."""
+    within the heartbeat key's expiry). `host`: only the workers on that host (each
+    beats under `<host>:<pid>`)."""
     now = time.time() if now is None else now
     beats = await _hgetall(redis, HEARTBEAT_KEY)
-    return sorted(max(0.0, now - float(_text(value))) for value in beats.values())
+    return sorted(
+        max(0.0, now - float(_text(value)))
+        for worker, value in beats.items()
+        if host is None or _text(worker).rpartition(":")[0] == host
+    )
 
 
 async def queue_depth(redis: Redis) -> int:

@@ -1,0 +1,121 @@
+"""A dependency that is unreachable rather than broken: the errors that say so, and each
+dependency's state as one process sees it, logged once per change.
+
+The API answers such an error with 503 and `Retry-After` instead of 500; the worker
+waits and tries again instead of failing its jobs or dying. Both log an outage when it
+begins and when it ends, not on every attempt in between.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import time
+from dataclasses import dataclass, field
+
+import structlog
+from redis import exceptions as redis_errors
+from sqlalchemy import exc as sa_errors
+
+log = structlog.get_logger(__name__)
+
+# PostgreSQL SQLSTATEs of a server that cannot serve now: the connection failed or was
+# lost (class 08), the server is shutting down or starting up (57P01-57P03), or it has
+# no connection slot left (53300).
+_POSTGRES_UNAVAILABLE = ("08", "57P01", "57P02", "57P03", "53300")
+# SQLite's: its file cannot be opened (the volume is gone), another writer holds it.
+_SQLITE_UNAVAILABLE = ("unable to open database file", "database is locked", "disk I/O error")
+_NETWORK_ERRNOS = frozenset(
+    {
+        errno.ECONNREFUSED,
+        errno.ECONNRESET,
+        errno.ECONNABORTED,
+        errno.ENETDOWN,
+        errno.ENETUNREACH,
+        errno.EHOSTDOWN,
+        errno.EHOSTUNREACH,
+        errno.ETIMEDOUT,
+        errno.EADDRNOTAVAIL,
+    }
+)
+# Connection refused, reset or timed out; a replica after a failover; "LOADING" at start.
+_REDIS_UNAVAILABLE = (
+    redis_errors.ConnectionError,
+    redis_errors.TimeoutError,
+    redis_errors.ReadOnlyError,
+)
+
+
+def _network_failure(error: BaseException) -> bool:
+    if isinstance(error, ConnectionError | TimeoutError | socket.gaierror):
+        return True
+    if not isinstance(error, OSError):
+        return False
+    if error.errno in _NETWORK_ERRNOS:
+        return True
+    # asyncio gives up on a host with several addresses with one OSError naming them all.
+    return error.errno is None and str(error).startswith("Multiple exceptions:")
+
+
+def database_unavailable(error: BaseException) -> bool:
+    """The database could not be reached or cannot serve now; the same work may succeed
+    once it is back. Errors of the work itself (a constraint, a bad statement) are not."""
+    if isinstance(error, sa_errors.TimeoutError):  # no pooled connection came free in time
+        return True
+    if isinstance(error, sa_errors.DBAPIError):
+        if error.connection_invalidated:
+            return True
+        sqlstate = getattr(error.orig, "sqlstate", None) or ""
+        if sqlstate.startswith(_POSTGRES_UNAVAILABLE):
+            return True
+        message = str(error.orig)
+        return isinstance(error, sa_errors.OperationalError) and any(
+            text in message for text in _SQLITE_UNAVAILABLE
+        )
+    # asyncpg's connect raises these unwrapped: SQLAlchemy wraps only the driver's errors.
+    return _network_failure(error)
+
+
+def redis_unavailable(error: BaseException) -> bool:
+    return isinstance(error, _REDIS_UNAVAILABLE) or _network_failure(error)
+
+
+def describe(error: BaseException) -> str:
+    """What went wrong, for a log line: the driver's own message, never the statement
+    and parameters SQLAlchemy adds to its errors."""
+    if isinstance(error, sa_errors.DBAPIError) and error.orig is not None:
+        error = error.orig
+    return f"{type(error).__name__}: {error}"[:300]
+
+
+class Dependency:
+    """One dependency's state as this process sees it. `lost` and `back` may be called
+    on every attempt; the log says when the outage began and when it ended, once each."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._down_since: float | None = None
+
+    @property
+    def available(self) -> bool:
+        return self._down_since is None
+
+    def lost(self, error: BaseException) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning(f"{self.name} unavailable", error=describe(error))
+
+    def back(self) -> None:
+        if self._down_since is not None:
+            down = time.monotonic() - self._down_since
+            self._down_since = None
+            # A warning too: a log kept at WARNING must show the outage's end as well.
+            log.warning(f"{self.name} back", down_seconds=round(down, 1))
+
+
+@dataclass
+class Outages:
+    """The dependencies of a process: the database and Redis."""
+
+    database: Dependency = field(default_factory=lambda: Dependency("database"))
+    redis: Dependency = field(default_factory=lambda: Dependency("redis"))
