@@ -388,6 +388,9 @@ async def start_instance(
                 f"{now.isoformat(timespec='seconds')}; {_CLOCK_SKEW.seconds // 60} minutes "
                 "of clock skew are allowed)"
             )
+        # Kept as the instant, in UTC like every stored time: the offset a client wrote
+        # it in is not stored, so nothing derived from it (the audit events) may hold it.
+        started_at = started_at.astimezone(UTC)
     start_time = started_at or now
     definition = await catalog.get_definition(session, sop)
     calendar = await services.calendars.get(session, directory.get(target))
