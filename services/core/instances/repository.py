@@ -238,10 +238,10 @@ async def save(
             *audit.pg_event_arguments(events, satkers),
         )
         return bool(written)
-    result = await session.execute(
-        _UPDATE_INSTANCE, {"b_id": after.id, "b_version": before.version, **changes}
+    update = _versioned_instance_update(
+        _INSTANCE_CHANGES, [{"id": after.id, "expected_version": before.version, **changes}]
     )
-    if not result.rowcount:  # type: ignore[attr-defined]
+    if not (await session.execute(update)).first():
         return False
     if changed:
         await session.execute(_UPDATE_TASK, [{"b_id": row["id"], **row} for row in changed])
@@ -330,13 +330,15 @@ async def save_watch(
         if tasks:
             await pg.execute(_PG_WATCH_TASKS, pg_json(tasks))
         return int(status.rsplit(" ", 1)[1])
-    result = await session.execute(
-        _WATCH_INSTANCE,
-        [{"b_id": row["id"], "b_version": row["expected_version"], **row} for row in instances],
-    )
+    written = 0
+    for start in range(0, len(instances), _UPDATE_SLICE):
+        update = _versioned_instance_update(
+            WATCH_INSTANCE, instances[start : start + _UPDATE_SLICE]
+        )
+        written += len((await session.execute(update)).all())
     if tasks:
         await session.execute(_WATCH_TASK, [{"b_id": row["id"], **row} for row in tasks])
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return written
 
 
 async def get_idempotency(
@@ -365,17 +367,35 @@ _SELECT_TASKS = (
 )
 
 
-def _versioned_instance_update(columns: Sequence[str]) -> sa.Update:
-    """Set `columns` of instance `b_id` if it is still at version `b_version`."""
+def _versioned_instance_update(
+    columns: Sequence[str], rows: Sequence[Mapping[str, Any]]
+) -> sa.Update:
+    """One statement setting `columns` of each instance of `rows` (by `id`) that is still
+    at the row's `expected_version`, returning the ids it wrote: those are counted, as
+    neither an executemany's row count (asyncpg) nor a WITH statement's (Python's
+    sqlite3) is reported."""
+    typed = (
+        sa.column("id", INSTANCES.c.id.type),
+        sa.column("expected_version", INSTANCES.c.version.type),
+        *(sa.column(name, INSTANCES.c[name].type) for name in columns),
+    )
+    given = (
+        sa.values(*typed, name="given")
+        # Typed parameters, NULLs included: a column of NULLs alone has no type.
+        .data([tuple(sa.literal(row[c.name], c.type) for c in typed) for row in rows])
+        .cte("given")
+    )
     return (
         sa.update(INSTANCES)
-        .where(INSTANCES.c.id == sa.bindparam("b_id"))
-        .where(INSTANCES.c.version == sa.bindparam("b_version"))
-        .values({name: sa.bindparam(name) for name in columns})
+        .where(INSTANCES.c.id == given.c.id)
+        .where(INSTANCES.c.version == given.c.expected_version)
+        .values({name: given.c[name] for name in columns})
+        .returning(INSTANCES.c.id)
     )
 
 
-_UPDATE_INSTANCE = _versioned_instance_update(_INSTANCE_CHANGES)
+# Instances per versioned update: 8 parameters each, well below the backends' limits.
+_UPDATE_SLICE = 1000
 _DUE_TASK_INSTANCES = (
     sa.select(TASKS.c.instance_id)
     .where(TASKS.c.next_check_at <= sa.bindparam("now"), TASKS.c.status == TaskStatus.OPEN.value)
@@ -404,7 +424,6 @@ _DUE_TASKS = sa.select(TASKS).where(
     TASKS.c.status == TaskStatus.OPEN.value,
     TASKS.c.next_check_at <= sa.bindparam("now"),
 )
-_WATCH_INSTANCE = _versioned_instance_update(WATCH_INSTANCE)
 _WATCH_TASK = (
     sa.update(TASKS)
     .where(TASKS.c.id == sa.bindparam("b_id"))
