@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +25,8 @@ from services.core.db import session_factory, unit_of_work
 from services.core.engine.definition import StepKind
 from services.core.identity.tokens import issue_token
 from services.core.settings import PROJECT_ROOT, Settings
+
+pytestmark = pytest.mark.both_paths
 
 CATALOG = load_catalog(PROJECT_ROOT / "sop_catalog")
 # Every lane and admin, so that any open task can be acted on (automated steps aside).
