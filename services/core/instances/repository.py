@@ -6,8 +6,15 @@ through SQLAlchemy Core for every backend, and on PostgreSQL as plain SQL sent o
 asyncpg connection under the session's own transaction (`asyncpg_connection`). The
 second skips SQLAlchemy's statement building, caching and result processing, which
 cost about 0.3 ms of CPU per statement against 0.06 ms for asyncpg alone; several rows
-go in one statement through `unnest` of arrays. Both paths run the whole test suite
-(the embedded SQLite one, and PostgreSQL).
+go in one statement as one JSON parameter (`services.core.pg`).
+
+Why two paths rather than one: SQLite needs the Core statements, and on PostgreSQL
+they cost an API transition about three times the CPU of the plain ones (10 ms
+against 3.5, `bench/transitions.py` with `ALUR_DATABASE__PLAIN_SQL=false`), a third
+of the throughput. So both stay, and "one meaning" is tested rather than assumed: on
+PostgreSQL the instance, transition, sweep and audit tests run on both paths (the
+`both_paths` marker), and `tests/integration/test_storage_paths.py` runs the same
+commands through each and compares every row written, hashes included.
 
 Nothing here goes through the ORM's identity map: instances and tasks are read as
 plain rows and states, so no stale mapped object outlives a write made here.
