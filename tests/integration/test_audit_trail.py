@@ -55,7 +55,7 @@ def filled(max_size: int) -> st.SearchStrategy[str]:
 json_values = st.recursive(
     st.none()
     | st.booleans()
-    | st.integers(min_value=-(2**63), max_value=2**64 - 1)
+    | st.integers(min_value=-(2**63), max_value=2**63 - 1)
     | st.floats(allow_nan=False, allow_infinity=False)
     | text(),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(text(), inner, max_size=4),

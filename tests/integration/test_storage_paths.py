@@ -102,7 +102,7 @@ async def _run_commands(
             def open_task(view: InstanceView) -> str:
                 return view.state.open_tasks[0].id
 
-            context = {"n": 1.5, "big": 2**63, "list": [1, "x", None], "nested": {"é": True}}
+            context = {"n": 1.5, "big": 2**63 - 1, "list": [1, "x", None], "nested": {"é": True}}
             article = await start("konten-website", title="Berita sidang", context=context)
             await command(article, 1, complete("siapkan_sumber_data", note="data", evidence=("a",)))
             await command(article, 2, complete("buat_konsep"))
