@@ -144,10 +144,19 @@ async def test_every_accepted_input_verifies(
             start["started_at"] = started_at.isoformat()
         instance = await api.post("/v1/instances", start)
         path = f"/v1/instances/{instance['id']}"
-        for _ in range(data.draw(st.integers(0, 6), label="commands")):
-            if instance["status"] != "active":
-                break
-            instance = await _command(api, path, instance, data)
+        try:
+            for _ in range(data.draw(st.integers(0, 6), label="commands")):
+                if instance["status"] != "active":
+                    break
+                instance = await _command(api, path, instance, data)
+        finally:
+            # Ended, so that no deadline of it falls due in another test's sweep; also
+            # when hypothesis abandons the example half-way (a draw it could not make).
+            if instance["status"] == "active":
+                cancelled = await http.post(
+                    f"{path}/cancel", json={"reason": "diuji"}, headers=api.headers
+                )
+                instance = cancelled.json()
 
         read = await api.get(path)
         assert read["title"] == title
