@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -61,6 +62,7 @@ def worker(
     burst: Annotated[bool, typer.Option(help="Exit when the queue is empty.")] = False,
 ) -> None:
     """Run an arq worker (cron jobs, automated steps, deliveries)."""
+    import uvloop
     from arq.connections import RedisSettings
     from arq.worker import run_worker
 
@@ -70,6 +72,10 @@ def worker(
     if url is None:
         typer.echo("ALUR_REDIS__URL is not set (`alur dev` provides an embedded Redis)", err=True)
         raise typer.Exit(2)
+    # The worker is mostly network I/O (receivers, sites, Redis, the database): uvloop's
+    # transports cost it less CPU than asyncio's (bench/webhooks.py). arq asks the policy
+    # for its loop.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     run_worker(
         WorkerSettings,  # type: ignore[arg-type]
         redis_settings=RedisSettings.from_dsn(url),
