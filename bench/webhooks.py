@@ -27,7 +27,11 @@ embedded default, a SQLite file), after migrating and loading the catalog:
    best 5 s); the backlog's drain time (last delivery received - last event written);
    the end-to-end lag (first receipt - event written, p50/p99/max); duplicates received;
    the CPU of the worker, of the receiver and of the whole machine.
-2. `kill`: a backlog of `--backlog` outbox rows (findings, written in bulk), a worker that
+2. `backlog`: `--backlog` outbox rows (findings, written in bulk) waiting when one worker
+   starts: the ceiling. Reported: the relay's rate (rows / time until all were
+   published), the delivery rate (first receipts per second), the drain time, and the
+   worker's CPU per delivery (the figure that travels between machines).
+3. `kill`: a backlog of `--kill-backlog` outbox rows, a worker that
    is killed (SIGKILL) once `--leased` attempts are in flight, and a second worker started
    at once. For each attempt leased by the killed worker: when was it made again, against
    its lease (150 s) plus one sweep interval (5 s), and how many deliveries were still
@@ -44,7 +48,7 @@ Redis: `--redis-url` (default `/14`) is emptied before each run and at the end.
 Run it with `make bench`, or::
 
     .venv/bin/python bench/webhooks.py --seconds 100 --backends postgres
-    .venv/bin/python bench/webhooks.py --scenarios kill --backlog 200000
+    .venv/bin/python bench/webhooks.py --scenarios kill --kill-backlog 200000
 
 The figures are printed and written as JSON to `--out` (default
 `.alur/bench/webhooks.json`). The exit status is 0 whether or not the targets are met (a

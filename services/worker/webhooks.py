@@ -1,5 +1,6 @@
 """Job shells of the outbound webhooks: the outbox relay, the delivery pump and the
-delivery sweep (cron jobs), and one given attempt (a queued job, `delivery:{id}:{n}`).
+delivery sweep (cron jobs), and one given attempt (a queued job, `delivery:{id}:{n}`: a
+redelivery, or what the sweep found).
 
 The relay and the pump run every second and keep going while there is work; in one
 process one of each runs at a time (a run that finds one going returns at once), across
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -27,6 +29,9 @@ RELAY_RUN_SECONDS = 60.0
 # After a batch that was not full, the relay lets rows gather this long.
 RELAY_PAUSE_SECONDS = 0.05
 DATABASE_RETRY_SECONDS = 10
+# The pump makes what is due within a second or so; the sweep queues what waited longer
+# (no pump ran: a lost tick, a stuck worker), so the two seldom ask for one attempt.
+SWEEP_GRACE = timedelta(seconds=3)
 
 
 async def relay_outbox(ctx: dict[str, Any]) -> int:
@@ -53,7 +58,7 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
 
 
 async def deliver_webhooks(ctx: dict[str, Any]) -> int:
-    """Make the first attempts now due, in batches; returns how many were made."""
+    """Make the attempts now due, in batches; returns how many were made."""
     context = of(ctx)
     if context.pumping.locked():
         return 0
@@ -71,13 +76,13 @@ async def deliver_webhooks(ctx: dict[str, Any]) -> int:
 
 
 async def sweep_webhook_deliveries(ctx: dict[str, Any]) -> int:
-    """Queue the attempts attempted before and now due: scheduled retries, attempts whose
-    job was lost or whose worker died (from their own index, ahead of any backlog of
-    first attempts). The deterministic job ids keep an attempt already queued from
-    doubling."""
+    """Queue, one job each, the retries and expired leases that no pump took although
+    due for `SWEEP_GRACE` (read from their own index, whatever the backlog of first
+    attempts). The deterministic job ids keep an attempt already queued from doubling;
+    a pump and a job asking for the same attempt cannot both make it."""
     context = of(ctx)
     async with unit_of_work(context.sessions) as session:
-        jobs = await relay.due_jobs(session, utcnow(), retries_only=True)
+        jobs = await relay.due_jobs(session, utcnow() - SWEEP_GRACE, retries_only=True)
     return await enqueue_deliveries(ctx["redis"], jobs)
 
 

@@ -745,15 +745,18 @@ async def test_the_pump_sends_a_batch_and_records_every_attempt(
 ) -> None:
     good = await subscribe(receiver.base + "/batch-good", ["instance.started"])
     mixed = await subscribe(receiver.base + "/batch-mixed", ["instance.started"])
-    receiver.plan("/batch-mixed", Reply(500), Reply(500), Reply(400))
+    # In order of arrival: a retry can only come after the two 500s.
+    receiver.plan("/batch-mixed", Reply(400), Reply(500), Reply(500))
     for _ in range(12):
         await start_instance(client, auth_headers)
     await relay_outbox(ctx)
-    # Room for 5 at a time: several claims and records, attempts overlapping.
+    # Room for 5 at a time: several claims and records, attempts overlapping. The two
+    # retries are due at once (schedule 0, 0, 0): the same run makes them.
     pumping(ctx, 5)
-    assert await deliver_webhooks(ctx) == 24
+    assert await deliver_webhooks(ctx) == 24 + 2
 
-    assert len(receiver.at("/batch-good")) == len(receiver.at("/batch-mixed")) == 12
+    assert len(receiver.at("/batch-good")) == 12
+    assert len(receiver.at("/batch-mixed")) == 12 + 2
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 24
     for subscription, path in ((good, "/batch-good"), (mixed, "/batch-mixed")):
         for request in receiver.at(path):
@@ -766,18 +769,16 @@ async def test_the_pump_sends_a_batch_and_records_every_attempt(
         ]
         assert (number, code) == (1, 200)
         assert duration is not None
-    states = Counter(
-        (d["status"], d["last_status_code"], d["attempts"])
-        for d in await deliveries(client, auth_headers, subscription=mixed["id"])
-    )
-    assert states == {
-        ("succeeded", 200, 1): 9,
-        ("pending", 500, 1): 2,  # retried by the sweep, on the schedule
-        ("failed", 400, 1): 1,
+    logged = await deliveries(client, auth_headers, subscription=mixed["id"])
+    assert Counter(
+        (d["status"], tuple(a["status_code"] for a in d["attempt_log"])) for d in logged
+    ) == {
+        ("succeeded", (200,)): 9,
+        ("succeeded", (500, 200)): 2,
+        ("failed", (400,)): 1,
     }
-    # Nothing due is left for the pump: the retries are the sweep's.
     assert await deliver_webhooks(ctx) == 0
-    assert await sweep_webhook_deliveries(ctx) == 2
+    assert await sweep_webhook_deliveries(ctx) == 0
 
 
 async def test_concurrent_pumps_claim_each_delivery_once(
@@ -842,12 +843,12 @@ async def test_a_crash_mid_batch_loses_nothing(
     assert {d["attempt_log"][0]["error"] for d in unfinished} == {delivery.UNFINISHED}
     assert await sweep_webhook_deliveries(ctx) == 0  # leased: not due yet
 
-    # The lease runs out.
+    # The lease ran out a while ago, and no pump has run since.
     async with unit_of_work(context.sessions) as session:
         await session.execute(
             sa.update(WebhookDeliveryRecord)
             .where(WebhookDeliveryRecord.subscription_id == subscription["id"])  # type: ignore[arg-type]
-            .values(next_attempt_at=utcnow() - timedelta(seconds=1))
+            .values(next_attempt_at=utcnow() - timedelta(seconds=10))
         )
     # The sweep finds the expired leases; each is made again, and recorded.
     assert await sweep_webhook_deliveries(ctx) == 6
@@ -860,7 +861,7 @@ async def test_a_crash_mid_batch_loses_nothing(
     assert set(Counter(ids).values()) == {2}
 
 
-async def test_a_lease_expired_behind_a_large_backlog_is_queued_by_the_next_sweep(
+async def test_a_lease_expired_behind_a_large_backlog_is_taken_first(
     subscribe: Subscribe, receiver: Receiver, ctx: dict[str, Any], engine: AsyncEngine
 ) -> None:
     died = await subscribe(receiver.base + "/died", ["monitor.down"])
@@ -919,14 +920,23 @@ async def test_a_lease_expired_behind_a_large_backlog_is_queued_by_the_next_swee
                 )
             )
             # A worker claimed it longer ago than the lease, and died.
-            claimed = await delivery.claim(session, lost, 1, FAST, now - delivery.LEASE)
+            long_ago = now - delivery.LEASE - timedelta(seconds=5)
+            claimed = await delivery.claim(session, lost, 1, FAST, long_ago)
         assert claimed is not None
 
         # Before, the sweep read due deliveries oldest first: 1,000 of the backlog.
         assert await sweep_webhook_deliveries(ctx) == 1
         job = Job(f"delivery:{lost}:2", ctx["redis"], _queue_name=QUEUE_NAME)
         assert await job.status() is JobStatus.queued
-        assert await deliver_webhook(ctx, lost, 2) == "succeeded"
+        # A pump takes it first too, ahead of the older first attempts...
+        async with unit_of_work(sessions) as session:
+            (pumped,) = await delivery.claim_due(session, FAST, utcnow(), limit=1)
+        assert (pumped.delivery_id, pumped.number) == (lost, 2)
+        # ...and the queued job for the same attempt finds it taken.
+        assert await deliver_webhook(ctx, lost, 2) == "skipped"
+        outcome = await delivery.send(of(ctx).webhooks_http, pumped, FAST)
+        async with unit_of_work(sessions) as session:
+            assert await delivery.record(session, pumped, outcome, FAST, utcnow()) == "succeeded"
         (request,) = receiver.at("/died")
         assert request.headers["webhook-id"] == f"fnd_backlog_died_{died['id']}"
     finally:

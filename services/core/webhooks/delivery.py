@@ -89,31 +89,36 @@ async def claim(
 ) -> Claim | None:
     """Start attempt `number`, or None when it is not this job's to make (made already,
     being made, the delivery finished or is gone, the subscription disabled)."""
-    candidates = (
+    query = (
         _candidates()
         .where(_DELIVERY.c.id == delivery_id)
         .where(_DELIVERY.c.status == "pending")
         .where(_DELIVERY.c.attempts == number - 1)
     )
-    claimed = await _claim(session, candidates, number - 1, settings, now)
+    rows = (await session.execute(query)).all()
+    claimed = await _claim(session, rows, _DELIVERY.c.attempts == number - 1, settings, now)
     return claimed[0] if claimed else None
 
 
 async def claim_due(
     session: AsyncSession, settings: WebhookSettings, now: datetime, *, limit: int
 ) -> list[Claim]:
-    """Start the first attempts of up to `limit` deliveries now due, oldest first.
-    Claimers in other workers skip the rows this one holds (PostgreSQL); on SQLite the
-    conditional update lets one claimer win each row."""
-    candidates = (
+    """Start the next attempts of up to `limit` deliveries now due: first those attempted
+    before (retries, expired leases: from their own index, so a backlog of first
+    attempts does not hide them), then first attempts, oldest first. Claimers in other
+    workers skip the rows this one holds (PostgreSQL); on SQLite the conditional update
+    lets one claimer win each row."""
+    due = (
         _candidates()
         .where(_DELIVERY.c.status == "pending")
-        .where(_DELIVERY.c.attempts == 0)
         .where(_DELIVERY.c.next_attempt_at <= now)
         .order_by(_DELIVERY.c.next_attempt_at)
-        .limit(limit)
     )
-    return await _claim(session, candidates, 0, settings, now)
+    rows = list((await session.execute(due.where(_DELIVERY.c.attempts > 0).limit(limit))).all())
+    if len(rows) < limit:
+        first = due.where(_DELIVERY.c.attempts == 0).limit(limit - len(rows))
+        rows += (await session.execute(first)).all()
+    return await _claim(session, rows, _DELIVERY.c.next_attempt_at <= now, settings, now)
 
 
 def _candidates() -> sa.Select[Any]:
@@ -129,14 +134,14 @@ def _candidates() -> sa.Select[Any]:
 
 async def _claim(
     session: AsyncSession,
-    candidates: sa.Select[Any],
-    made: int,
+    rows: Sequence[sa.Row[Any]],
+    unchanged: sa.ColumnElement[bool],
     settings: WebhookSettings,
     now: datetime,
 ) -> list[Claim]:
-    """Lease the candidate deliveries (all with `made` attempts) and open an attempt of
-    each; those of a disabled subscription fail, those out of retries are dead."""
-    rows = (await session.execute(candidates)).all()
+    """Lease the candidate deliveries and open their next attempts; those of a disabled
+    subscription fail, those out of retries are dead. `unchanged` holds of a row as
+    read and no longer once another claimer has taken it (SQLite has no row locks)."""
     if not rows:
         return []
     subscriptions = await _subscriptions(session, {row.subscription_id for row in rows})
@@ -146,10 +151,12 @@ async def _claim(
         if subscription is None:  # deleted meanwhile: its deliveries go with it
             continue
         if not subscription.active:
-            await _finish_row(session, row.id, made, "failed", now, "the subscription is disabled")
+            error = "the subscription is disabled"
+            await _finish_row(session, row.id, unchanged, "failed", now, error)
         elif row.attempts - row.schedule_offset >= len(settings.retry_schedule):
             # The last attempt of the schedule was interrupted: no retry is left.
-            await _finish_row(session, row.id, made, "dead", now, row.last_error or UNFINISHED)
+            error = row.last_error or UNFINISHED
+            await _finish_row(session, row.id, unchanged, "dead", now, error)
         else:
             ready.append(row)
     if not ready:
@@ -161,8 +168,12 @@ async def _claim(
                 sa.update(_DELIVERY)
                 .where(_DELIVERY.c.id.in_([row.id for row in ready]))
                 .where(_DELIVERY.c.status == "pending")
-                .where(_DELIVERY.c.attempts == made)
-                .values(attempts=made + 1, next_attempt_at=now + LEASE, updated_at=now)
+                .where(unchanged)
+                .values(
+                    attempts=_DELIVERY.c.attempts + 1,
+                    next_attempt_at=now + LEASE,
+                    updated_at=now,
+                )
                 .returning(_DELIVERY.c.id)
             )
         ).scalars()
@@ -173,7 +184,12 @@ async def _claim(
     opened = await session.execute(
         sa.insert(_ATTEMPT).returning(_ATTEMPT.c.id, _ATTEMPT.c.delivery_id),
         [
-            {"delivery_id": row.id, "number": made + 1, "attempted_at": now, "error": UNFINISHED}
+            {
+                "delivery_id": row.id,
+                "number": row.attempts + 1,
+                "attempted_at": now,
+                "error": UNFINISHED,
+            }
             for row in ready
         ],
     )
@@ -185,7 +201,7 @@ async def _claim(
             Claim(
                 delivery_id=row.id,
                 attempt_id=attempt_ids[row.id],
-                number=made + 1,
+                number=row.attempts + 1,
                 url=subscription.url,
                 message_id=message_id(str(row.payload["id"]), subscription.id),
                 body=orjson.dumps(row.payload),
@@ -207,13 +223,18 @@ async def _subscriptions(
 
 
 async def _finish_row(
-    session: AsyncSession, delivery_id: int, made: int, status: str, now: datetime, error: str
+    session: AsyncSession,
+    delivery_id: int,
+    unchanged: sa.ColumnElement[bool],
+    status: str,
+    now: datetime,
+    error: str,
 ) -> None:
     await session.execute(
         sa.update(_DELIVERY)
         .where(_DELIVERY.c.id == delivery_id)
         .where(_DELIVERY.c.status == "pending")
-        .where(_DELIVERY.c.attempts == made)
+        .where(unchanged)
         .values(status=status, next_attempt_at=None, last_error=error, updated_at=now)
     )
 

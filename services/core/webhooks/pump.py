@@ -1,5 +1,6 @@
-"""The delivery pump: first attempts of due deliveries, claimed in batches, sent at once
-up to a concurrency, their outcomes recorded in batches.
+"""The delivery pump: the attempts now due (retries and expired leases first, then
+first attempts), claimed in batches, sent at once up to a concurrency, their outcomes
+recorded in batches.
 
 One claim statement leases many deliveries (`delivery.claim_due`), so the per-attempt
 cost of the database is a share of a few statements rather than two transactions of

@@ -123,9 +123,9 @@ async def outbox_bodies(
 async def due_jobs(
     session: AsyncSession, now: datetime, *, retries_only: bool = False
 ) -> list[DeliveryJob]:
-    """The attempts now due: first attempts, retries whose time came, and attempts whose
-    job was lost or whose worker died (their lease ran out). The sweep asks for
-    `retries_only`: first attempts are the pump's, claimed in batches."""
+    """The attempts due at `now`: first attempts, retries whose time came, and attempts
+    whose worker died (their lease ran out). The sweep asks for `retries_only` (those
+    attempted before, read from their own index): first attempts are only the pump's."""
     due = await repository.due_deliveries(
         session, now, limit=SWEEP_LIMIT, retries_only=retries_only
     )
