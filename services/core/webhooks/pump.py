@@ -25,6 +25,7 @@ from datetime import datetime
 
 import aiohttp
 import structlog
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db import unit_of_work, utcnow
@@ -35,7 +36,7 @@ from services.core.webhooks.targets import Target
 log = structlog.get_logger(__name__)
 
 CLAIM_BATCH = 100
-RECORD_EVERY_SECONDS = 0.05
+RECORD_EVERY_SECONDS = 0.2
 # After an empty or short claim, the next one waits this long (or for `wake`).
 CLAIM_PAUSE_SECONDS = 0.2
 LINGER_SECONDS = 1.0
@@ -65,8 +66,9 @@ async def run(
     wake = wake or asyncio.Event()
     started = last_record = idle_since = time.monotonic()
     claim_after = 0.0
-    # Claims wait for room for a quarter batch: fewer, fuller statements.
-    least = max(1, min(concurrency, CLAIM_BATCH) // 4)
+    recording: asyncio.Task[None] | None = None
+    # Claims wait for room for half a batch: fewer, fuller statements.
+    least = max(1, min(concurrency, CLAIM_BATCH) // 2)
 
     async def attempt(claimed: delivery.Claim, target: Target | delivery.Outcome) -> None:
         try:
@@ -83,8 +85,14 @@ async def run(
         batch = finished[:]
         finished.clear()
         last_record = time.monotonic()
-        async with unit_of_work(sessions) as session:
-            states = await delivery.record_many(session, batch, settings, clock())
+        try:
+            async with unit_of_work(sessions) as session:
+                states = await delivery.record_many(session, batch, settings, clock())
+        except (SQLAlchemyError, OSError) as exc:
+            # Not recorded: their leases run out and they are made again (at least once).
+            log.warning("webhook outcomes not recorded", attempts=len(batch), error=str(exc))
+            report.states["unrecorded"] += len(batch)
+            return
         report.states.update(state.split(" ", 1)[0] for state in states)
 
     try:
@@ -97,8 +105,13 @@ async def run(
             if running and now >= claim_after and room >= least:
                 wake.clear()
                 asked = min(room, CLAIM_BATCH)
-                async with unit_of_work(sessions) as session:
-                    claims = await delivery.claim_due(session, settings, clock(), limit=asked)
+                try:
+                    async with unit_of_work(sessions) as session:
+                        claims = await delivery.claim_due(session, settings, clock(), limit=asked)
+                except (SQLAlchemyError, OSError) as exc:
+                    # Nothing was claimed; what is in flight is still recorded.
+                    log.warning("webhook deliveries not claimed", error=str(exc))
+                    claims, run_seconds = [], 0.0
                 resolved = {
                     url: await delivery.resolve(url, settings) for url in {c.url for c in claims}
                 }
@@ -110,14 +123,23 @@ async def run(
                 claim_after = 0.0 if len(claims) == asked else now + CLAIM_PAUSE_SECONDS
                 if claims:
                     idle_since = now
-            if finished and (
-                not sending
-                or len(finished) >= CLAIM_BATCH
-                or time.monotonic() - last_record >= RECORD_EVERY_SECONDS
+            idle_recorder = recording is None or recording.done()
+            if recording is not None and recording.done():
+                recording.result()  # a failure other than the database's is a bug: raise it
+            if (
+                finished
+                and idle_recorder
+                and (
+                    not sending
+                    or len(finished) >= CLAIM_BATCH
+                    or time.monotonic() - last_record >= RECORD_EVERY_SECONDS
+                )
             ):
-                await record()
-                continue
-            if not sending and not finished:
+                # Recorded beside the next claims and attempts: nothing waits for it.
+                recording = asyncio.create_task(record())
+                recording.add_done_callback(lambda _: progress.set())
+                idle_recorder = False
+            if not sending and not finished and idle_recorder:
                 # A pump that found work lingers a moment for more; one that found none
                 # stops at once (the next run is a second away).
                 linger = LINGER_SECONDS if report.attempts else 0.0
@@ -134,6 +156,8 @@ async def run(
             for task in sending:
                 task.cancel()
             await asyncio.gather(*sending, return_exceptions=True)
+        if recording is not None:
+            await asyncio.shield(recording)
         if finished:
             await asyncio.shield(record())
     return report
