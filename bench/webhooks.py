@@ -108,6 +108,7 @@ LOOP = (
 )
 TRANSITIONS_PER_INSTANCE = 20
 WRITERS = 16
+SQLITE_WRITERS = 2
 TICK_S = 0.01
 TARGET_DELIVERIES_PER_S = 500.0
 SWEEP_INTERVAL_S = 5.0
@@ -424,6 +425,7 @@ class Written:
     seconds: float
     first_at: datetime
     last_at: datetime
+    refused: int  # transitions the database refused (SQLite: "database is locked")
 
 
 async def write_burst(
@@ -433,20 +435,26 @@ async def write_burst(
     probed: set[str],
     transitions_per_s: float,
     seconds: float,
+    writers: int,
 ) -> Written:
     """Transitions at a steady rate, each instance alternating the two LOOP moves."""
     turns = {i: (1 if i in probed else 0) for i in ids}
     idle = list(ids)
-    gate = asyncio.Semaphore(WRITERS)
+    gate = asyncio.Semaphore(writers)
+    refused = 0
     tasks: set[asyncio.Task[None]] = set()
     launched = 0
     first_at = datetime.now(UTC)
     started = time.monotonic()
 
     async def one(instance_id: str) -> None:
+        nonlocal refused
         async with gate:
-            await transition(sessions, services, instance_id, LOOP[turns[instance_id] % 2])
-        turns[instance_id] += 1
+            try:
+                await transition(sessions, services, instance_id, LOOP[turns[instance_id] % 2])
+                turns[instance_id] += 1
+            except sa.exc.OperationalError:
+                refused += 1
         idle.append(instance_id)
 
     while (elapsed := time.monotonic() - started) < seconds:
@@ -458,7 +466,8 @@ async def write_burst(
             launched += 1
         await asyncio.sleep(TICK_S)
     await asyncio.gather(*tasks)
-    return Written(launched, time.monotonic() - started, first_at, datetime.now(UTC))
+    elapsed = time.monotonic() - started
+    return Written(launched - refused, elapsed, first_at, datetime.now(UTC), refused)
 
 
 async def subscribe(sessions: Sessions, url: str, count_: int) -> list[str]:
@@ -514,6 +523,7 @@ class Burst:
     subscriptions: int
     events_written: int
     write_rate_per_s: float
+    writes_refused: int
     relay_rate_per_s: float
     relay_lag_p50_s: float
     relay_lag_p99_s: float
@@ -543,7 +553,7 @@ async def burst(ctx: Context, backend: str) -> Burst:
     args, sessions = ctx.args, ctx.sessions
     await reset_webhooks(sessions)
     subscriptions = await subscribe(sessions, ctx.receiver_url, args.subscriptions)
-    transitions_per_s = args.rate / ctx.events_per_transition
+    transitions_per_s = ctx.rate / ctx.events_per_transition
     await ctx.redis.flushdb()
     log = args.out.parent / f"webhooks-{backend}-burst-worker.log"
     worker = start_worker(ctx.env, log)
@@ -552,7 +562,7 @@ async def burst(ctx: Context, backend: str) -> Burst:
         await forget_received(ctx.port)
         meter = CpuMeter(lambda: [worker.pid])
         receiver_meter = CpuMeter(lambda: [ctx.receiver_pid])
-        print(f"  writing {args.rate:g} events/s for {args.seconds:g} s...")
+        print(f"  writing {ctx.rate:g} events/s for {args.seconds:g} s...")
         written = await write_burst(
             sessions,
             ctx.services,
@@ -560,8 +570,12 @@ async def burst(ctx: Context, backend: str) -> Burst:
             ctx.probed,
             transitions_per_s,
             args.seconds,
+            ctx.writers,
         )
-        print(f"  {written.transitions} transitions written; draining...")
+        print(
+            f"  {written.transitions} transitions written ({written.refused} refused by the "
+            "database); draining..."
+        )
         deadline = time.monotonic() + args.drain_timeout
         complete = False
         while time.monotonic() < deadline:
@@ -665,6 +679,7 @@ async def analyse_burst(
         subscriptions=len(subscriptions),
         events_written=len(rows),
         write_rate_per_s=round(len(rows) / written.seconds, 1),
+        writes_refused=written.refused,
         relay_rate_per_s=round(len(published) / relay_span, 1),
         relay_lag_p50_s=round(percentile(relay_lags, 0.5), 3),
         relay_lag_p99_s=round(percentile(relay_lags, 0.99), 3),
@@ -922,6 +937,8 @@ class Context:
     ids: list[str] = field(default_factory=list)
     probed: set[str] = field(default_factory=set)
     events_per_transition: float = 2.0
+    rate: float = 500.0
+    writers: int = WRITERS
 
     @property
     def receiver_url(self) -> str:
@@ -944,9 +961,14 @@ async def run_backend(
         catalog = load_catalog(args.catalog)
         services = instances.Services(roles={role.id: role for role in catalog.roles})
         ctx = Context(args, env, sessions, services, redis, port, pid)
+        if backend == "sqlite":
+            # One writer: the API of the embedded mode, not a fleet of them.
+            ctx.rate, ctx.writers = args.sqlite_rate, SQLITE_WRITERS
+        else:
+            ctx.rate = args.rate
         result: dict[str, Any] = {}
         if "burst" in args.scenarios:
-            transitions = args.rate / 2 * args.seconds
+            transitions = ctx.rate / 2 * args.seconds
             count_ = max(WRITERS * 2, math.ceil(transitions / TRANSITIONS_PER_INSTANCE))
             print(f"  seeding {count_} instances...")
             ctx.ids, ctx.probed, ctx.events_per_transition = await seed(sessions, services, count_)
@@ -978,7 +1000,8 @@ def report(
         if b := result.get("burst"):
             print(
                 f"\n{backend} burst: {b['events_written']:,} events in {b['seconds']} s "
-                f"({b['write_rate_per_s']:,.0f}/s), {b['subscriptions']} subscription(s)"
+                f"({b['write_rate_per_s']:,.0f}/s; {b['writes_refused']} transitions refused), "
+                f"{b['subscriptions']} subscription(s)"
             )
             print(
                 f"  relay      {b['relay_rate_per_s']:8,.1f} rows/s   lag p50 "
@@ -1063,6 +1086,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--backends", default="postgres,sqlite")
     parser.add_argument("--scenarios", default="burst,backlog,kill")
     parser.add_argument("--rate", type=float, default=500.0, help="events written per second")
+    parser.add_argument(
+        "--sqlite-rate", type=float, default=100.0, help="events written per second (SQLite)"
+    )
     parser.add_argument("--seconds", type=float, default=60.0, help="length of the burst")
     parser.add_argument("--subscriptions", type=int, default=1)
     parser.add_argument("--drain-timeout", type=float, default=600.0)
