@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -119,6 +120,7 @@ def worker(
         _check_worker(url, settings.health.worker_stale_seconds)
         return
 
+    import uvloop
     from arq.worker import get_kwargs
 
     from services.core.logging import configure_logging
@@ -132,6 +134,10 @@ def worker(
         "burst": burst,
         "on_startup": on_process_startup,
     }
+    # The worker is mostly network I/O (receivers, sites, Redis, the database): uvloop's
+    # transports cost it less CPU than asyncio's (bench/webhooks.py). arq asks the policy
+    # for its loop.
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     AlurWorker(redis_url=url, **options).run()
 
 

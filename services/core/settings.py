@@ -232,6 +232,13 @@ class WebhookSettings(BaseModel):
     connect_timeout_seconds: float = Field(
         default=5, gt=0, le=60, description="Time allowed to connect to the receiver."
     )
+    concurrency: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="Delivery attempts one worker process makes at once (its connections "
+        "to receivers, too).",
+    )
 
     @model_validator(mode="after")
     def _schedule_starts_now(self) -> Self:

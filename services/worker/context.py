@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, cast
 
+import aiohttp
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -34,6 +36,12 @@ class WorkerContext:
     worker_id: str
     # What the worker knows of its database and Redis being down (see `runner`).
     outages: Outages
+    # Webhook deliveries: aiohttp costs a tenth of httpx's CPU per request (bench/webhooks.py).
+    webhooks_http: aiohttp.ClientSession
+    # One relay and one delivery pump at a time in this process; the relay wakes the pump.
+    relaying: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pumping: asyncio.Lock = field(default_factory=asyncio.Lock)
+    deliveries_waiting: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 # The ctx key under which the worker hands its `Outages` to the startup.
@@ -81,10 +89,24 @@ async def startup(ctx: dict[str, Any]) -> None:
         monitor_options=monitor_options(settings),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         outages=ctx.get(OUTAGES) or Outages(),
+        webhooks_http=webhooks_client(settings),
+    )
+
+
+def webhooks_client(settings: Settings) -> aiohttp.ClientSession:
+    """Webhook receivers' client: `concurrency` connections at most, kept alive; no
+    cookies (one receiver's would go to another on the same host); no proxy from the
+    environment. Timeouts are set per attempt."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=settings.webhooks.concurrency),
+        cookie_jar=aiohttp.DummyCookieJar(),
+        timeout=aiohttp.ClientTimeout(total=None),
+        trust_env=False,
     )
 
 
 async def shutdown(ctx: dict[str, Any]) -> None:
     context = of(ctx)
     await context.http.aclose()
+    await context.webhooks_http.close()
     await context.engine.dispose()

@@ -30,7 +30,12 @@ from services.worker.tasks import (
     run_automated_step,
     schedule_monitors,
 )
-from services.worker.webhooks import deliver_webhook, relay_outbox, sweep_webhook_deliveries
+from services.worker.webhooks import (
+    deliver_webhook,
+    deliver_webhooks,
+    relay_outbox,
+    sweep_webhook_deliveries,
+)
 
 
 def every(job: Any, seconds: int) -> CronJob:
@@ -70,7 +75,9 @@ class WorkerSettings:
         every(schedule_monitors, get_settings().monitors.schedule_interval_seconds),
         every(remind_renewals, 3600),
         every(resend_waiting_messages, 60),
-        every(relay_outbox, 5),
+        # Each runs while there is work; every second picks up what came meanwhile.
+        every(relay_outbox, 1),
+        every(deliver_webhooks, 1),
         every(sweep_webhook_deliveries, 5),
     ]
     on_startup = on_startup

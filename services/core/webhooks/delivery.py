@@ -1,10 +1,12 @@
-"""One delivery attempt: claim it, send the signed POST, record what happened.
+"""Delivery attempts: claim them, send the signed POSTs, record what happened.
 
-The three steps keep the database out of the HTTP call: `claim` (a short transaction)
-counts the attempt and leases the delivery for `LEASE`, `send` talks to the receiver,
-`record` (another transaction) stores the outcome and schedules the next attempt. A
-worker killed between the two leaves an unfinished attempt behind; once the lease runs
-out the delivery is due again and the sweep sends it (at least once, never lost).
+The three steps keep the database out of the HTTP calls: `claim_due` (or `claim`, for
+one given attempt) is a short transaction that counts the attempts and leases their
+deliveries for `LEASE`, `send` talks to the receiver, `record` (another transaction)
+stores the outcomes and schedules the next attempts. Claims and records work on many
+attempts at once, a few statements for a whole batch. A worker killed between the two
+leaves unfinished attempts behind; once their lease runs out the deliveries are due
+again and the sweep sends them (at least once, never lost).
 
 Outcomes: 2xx succeeded. Network errors, timeouts, 408, 429 and 5xx are retried after
 the next delay of the schedule (with ±20 % jitter, never sooner than a 429/503's
@@ -16,20 +18,19 @@ that resolves to a forbidden address fails it without sending anything.
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import httpx
+import aiohttp
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
+from sqlmodel import col, select
 
 from services.core.audit.service import record_finding
 from services.core.settings import WebhookSettings
@@ -47,6 +48,9 @@ JITTER = 0.2
 UNFINISHED = "unfinished: the worker stopped before recording the result"
 RESPONSE_EXCERPT_BYTES = 512
 RETRYABLE_STATUSES = frozenset({408, 429})
+
+_DELIVERY: sa.Table = WebhookDeliveryRecord.__table__  # type: ignore[attr-defined]
+_ATTEMPT: sa.Table = WebhookAttemptRecord.__table__  # type: ignore[attr-defined]
 
 
 def message_id(payload_id: str, subscription_id: str) -> str:
@@ -71,6 +75,9 @@ class Claim:
     message_id: str
     body: bytes
     secrets: Sequence[str]
+    subscription_id: str = ""
+    # Attempts made before the current retry schedule began (see `record`).
+    schedule_offset: int = 0
 
 
 async def claim(
@@ -81,44 +88,154 @@ async def claim(
     now: datetime,
 ) -> Claim | None:
     """Start attempt `number`, or None when it is not this job's to make (made already,
-    the delivery finished or is gone, the subscription disabled)."""
-    delivery = await session.get(WebhookDeliveryRecord, delivery_id)
-    if delivery is None or delivery.status != "pending" or delivery.attempts != number - 1:
-        return None
-    subscription = await session.get(WebhookSubscriptionRecord, delivery.subscription_id)
-    assert subscription is not None  # deliveries go with their subscription
-    if not subscription.active:
-        _finish(delivery, "failed", now, error="the subscription is disabled")
-        return None
-    if delivery.attempts - delivery.schedule_offset >= len(settings.retry_schedule):
-        # The last attempt of the schedule was interrupted: no retry is left.
-        _finish(delivery, "dead", now, error=delivery.last_error or UNFINISHED)
-        return None
-    # Conditional, so two jobs racing for the same attempt cannot both win it.
-    won = await session.execute(
-        sa.update(WebhookDeliveryRecord)
-        .where(col(WebhookDeliveryRecord.id) == delivery_id)
-        .where(col(WebhookDeliveryRecord.status) == "pending")
-        .where(col(WebhookDeliveryRecord.attempts) == number - 1)
-        .values(attempts=number, next_attempt_at=now + LEASE, updated_at=now)
-        .execution_options(synchronize_session=False)
+    being made, the delivery finished or is gone, the subscription disabled)."""
+    query = (
+        _candidates()
+        .where(_DELIVERY.c.id == delivery_id)
+        .where(_DELIVERY.c.status == "pending")
+        .where(_DELIVERY.c.attempts == number - 1)
     )
-    if won.rowcount != 1:  # type: ignore[attr-defined]
-        return None
-    attempt = WebhookAttemptRecord(
-        delivery_id=delivery_id, number=number, attempted_at=now, error=UNFINISHED
+    rows = (await session.execute(query)).all()
+    claimed = await _claim(session, rows, _DELIVERY.c.attempts == number - 1, settings, now)
+    return claimed[0] if claimed else None
+
+
+async def claim_due(
+    session: AsyncSession, settings: WebhookSettings, now: datetime, *, limit: int
+) -> list[Claim]:
+    """Start the next attempts of up to `limit` deliveries now due: first those attempted
+    before (retries, expired leases: from their own index, so a backlog of first
+    attempts does not hide them), then first attempts, oldest first. Claimers in other
+    workers skip the rows this one holds (PostgreSQL); on SQLite the conditional update
+    lets one claimer win each row."""
+    due = (
+        _candidates()
+        .where(_DELIVERY.c.status == "pending")
+        .where(_DELIVERY.c.next_attempt_at <= now)
+        .order_by(_DELIVERY.c.next_attempt_at)
     )
-    session.add(attempt)
-    await session.flush()
-    assert attempt.id is not None
-    return Claim(
-        delivery_id=delivery_id,
-        attempt_id=attempt.id,
-        number=number,
-        url=subscription.url,
-        message_id=message_id(str(delivery.payload["id"]), subscription.id),
-        body=orjson.dumps(delivery.payload),
-        secrets=secrets_in_use(subscription, now),
+    rows = list((await session.execute(due.where(_DELIVERY.c.attempts > 0).limit(limit))).all())
+    if len(rows) < limit:
+        first = due.where(_DELIVERY.c.attempts == 0).limit(limit - len(rows))
+        rows += (await session.execute(first)).all()
+    return await _claim(session, rows, _DELIVERY.c.next_attempt_at <= now, settings, now)
+
+
+def _candidates() -> sa.Select[Any]:
+    return sa.select(
+        _DELIVERY.c.id,
+        _DELIVERY.c.subscription_id,
+        _DELIVERY.c.attempts,
+        _DELIVERY.c.schedule_offset,
+        _DELIVERY.c.payload,
+        _DELIVERY.c.last_error,
+    ).with_for_update(skip_locked=True)
+
+
+async def _claim(
+    session: AsyncSession,
+    rows: Sequence[sa.Row[Any]],
+    unchanged: sa.ColumnElement[bool],
+    settings: WebhookSettings,
+    now: datetime,
+) -> list[Claim]:
+    """Lease the candidate deliveries and open their next attempts; those of a disabled
+    subscription fail, those out of retries are dead. `unchanged` holds of a row as
+    read and no longer once another claimer has taken it (SQLite has no row locks)."""
+    if not rows:
+        return []
+    subscriptions = await _subscriptions(session, {row.subscription_id for row in rows})
+    ready = []
+    for row in rows:
+        subscription = subscriptions.get(row.subscription_id)
+        if subscription is None:  # deleted meanwhile: its deliveries go with it
+            continue
+        if not subscription.active:
+            error = "the subscription is disabled"
+            await _finish_row(session, row.id, unchanged, "failed", now, error)
+        elif row.attempts - row.schedule_offset >= len(settings.retry_schedule):
+            # The last attempt of the schedule was interrupted: no retry is left.
+            error = row.last_error or UNFINISHED
+            await _finish_row(session, row.id, unchanged, "dead", now, error)
+        else:
+            ready.append(row)
+    if not ready:
+        return []
+    # Conditional, so two claimers racing for the same attempt cannot both win it.
+    won = set(
+        (
+            await session.execute(
+                sa.update(_DELIVERY)
+                .where(_DELIVERY.c.id.in_([row.id for row in ready]))
+                .where(_DELIVERY.c.status == "pending")
+                .where(unchanged)
+                .values(
+                    attempts=_DELIVERY.c.attempts + 1,
+                    next_attempt_at=now + LEASE,
+                    updated_at=now,
+                )
+                .returning(_DELIVERY.c.id)
+            )
+        ).scalars()
+    )
+    ready = [row for row in ready if row.id in won]
+    if not ready:
+        return []
+    opened = await session.execute(
+        sa.insert(_ATTEMPT).returning(_ATTEMPT.c.id, _ATTEMPT.c.delivery_id),
+        [
+            {
+                "delivery_id": row.id,
+                "number": row.attempts + 1,
+                "attempted_at": now,
+                "error": UNFINISHED,
+            }
+            for row in ready
+        ],
+    )
+    attempt_ids = {delivery_id: attempt_id for attempt_id, delivery_id in opened.all()}
+    claims = []
+    for row in ready:
+        subscription = subscriptions[row.subscription_id]
+        claims.append(
+            Claim(
+                delivery_id=row.id,
+                attempt_id=attempt_ids[row.id],
+                number=row.attempts + 1,
+                url=subscription.url,
+                message_id=message_id(str(row.payload["id"]), subscription.id),
+                body=orjson.dumps(row.payload),
+                secrets=secrets_in_use(subscription, now),
+                subscription_id=subscription.id,
+                schedule_offset=row.schedule_offset,
+            )
+        )
+    return claims
+
+
+async def _subscriptions(
+    session: AsyncSession, ids: Iterable[str]
+) -> dict[str, WebhookSubscriptionRecord]:
+    query = select(WebhookSubscriptionRecord).where(
+        col(WebhookSubscriptionRecord.id).in_(sorted(set(ids)))
+    )
+    return {s.id: s for s in (await session.scalars(query)).all()}
+
+
+async def _finish_row(
+    session: AsyncSession,
+    delivery_id: int,
+    unchanged: sa.ColumnElement[bool],
+    status: str,
+    now: datetime,
+    error: str,
+) -> None:
+    await session.execute(
+        sa.update(_DELIVERY)
+        .where(_DELIVERY.c.id == delivery_id)
+        .where(_DELIVERY.c.status == "pending")
+        .where(unchanged)
+        .values(status=status, next_attempt_at=None, last_error=error, updated_at=now)
     )
 
 
@@ -158,63 +275,69 @@ def retry_after(value: str | None, now: datetime) -> timedelta | None:
     return max(timedelta(0), min(delay, RETRY_AFTER_CAP))
 
 
-async def send(http: httpx.AsyncClient, claimed: Claim, settings: WebhookSettings) -> Outcome:
+async def resolve(url: str, settings: WebhookSettings) -> targets.Target | Outcome:
+    """Where to send an attempt to `url`, or the outcome of not sending it."""
     started = time.perf_counter()
-
-    def elapsed() -> int:
-        return round((time.perf_counter() - started) * 1000)
-
     try:
-        target = await targets.target(claimed.url, allow_private=settings.allow_private_targets)
+        return await targets.target(url, allow_private=settings.allow_private_targets)
     except targets.WebhookUrlForbidden as exc:
-        return Outcome(None, f"not sent: {exc.detail}", elapsed(), forbidden=True)
+        return Outcome(None, f"not sent: {exc.detail}", _since(started), forbidden=True)
     except targets.WebhookUrlUnresolvable as exc:
-        return Outcome(None, exc.detail, elapsed())
+        return Outcome(None, exc.detail, _since(started))
+
+
+def _since(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+async def send(
+    http: aiohttp.ClientSession,
+    claimed: Claim,
+    settings: WebhookSettings,
+    target: targets.Target | Outcome | None = None,
+) -> Outcome:
+    """Make the attempt. `target` is `resolve(claimed.url)` when the caller resolved it
+    already (once for the many attempts of a batch going to one URL)."""
+    started = time.perf_counter()
+    if target is None:
+        target = await resolve(claimed.url, settings)
+    if isinstance(target, Outcome):
+        return target
     timestamp = int(time.time())
     headers = signing.headers(claimed.secrets, claimed.message_id, timestamp, claimed.body)
-    timeout = httpx.Timeout(settings.timeout_seconds, connect=settings.connect_timeout_seconds)
+    timeout = aiohttp.ClientTimeout(
+        total=settings.timeout_seconds, connect=settings.connect_timeout_seconds
+    )
     try:
-        # httpx times each phase; the attempt as a whole gets `timeout_seconds` too.
-        async with (
-            asyncio.timeout(settings.timeout_seconds),
-            http.stream(
-                "POST",
-                target.url,
-                content=claimed.body,
-                headers={**headers, **target.headers},
-                extensions=dict(target.extensions),
-                timeout=timeout,
-                follow_redirects=False,
-            ) as response,
-        ):
+        # `total` covers the whole attempt: connecting, sending, reading the excerpt.
+        async with http.post(
+            target.url,
+            data=claimed.body,
+            headers={**headers, **target.headers},
+            server_hostname=target.extensions.get("sni_hostname"),
+            timeout=timeout,
+            allow_redirects=False,
+        ) as response:
             excerpt = await _excerpt(response)
-    except (TimeoutError, httpx.TimeoutException):
-        return Outcome(None, f"timed out after {settings.timeout_seconds:g} s", elapsed())
-    except httpx.HTTPError as exc:
-        return Outcome(None, f"{type(exc).__name__}: {exc}"[:1000], elapsed())
-    code = response.status_code
+    except TimeoutError:
+        return Outcome(None, f"timed out after {settings.timeout_seconds:g} s", _since(started))
+    except (aiohttp.ClientError, OSError, ValueError) as exc:
+        return Outcome(None, f"{type(exc).__name__}: {exc}"[:1000], _since(started))
+    code = response.status
     error = None if 200 <= code < 300 else f"HTTP {code}: {excerpt}".strip()[:1000]
     wait = retry_after(response.headers.get("retry-after"), datetime.now(UTC))
-    return Outcome(code, error, elapsed(), retry_after=wait)
+    return Outcome(code, error, _since(started), retry_after=wait)
 
 
-async def _excerpt(response: httpx.Response) -> str:
+async def _excerpt(response: aiohttp.ClientResponse) -> str:
     """The start of the answer, for the delivery log; the rest is not downloaded."""
     data = b""
-    async for chunk in response.aiter_raw():
-        data += chunk
-        if len(data) >= RESPONSE_EXCERPT_BYTES:
+    while len(data) < RESPONSE_EXCERPT_BYTES:
+        chunk = await response.content.read(RESPONSE_EXCERPT_BYTES - len(data))
+        if not chunk:
             break
-    return data[:RESPONSE_EXCERPT_BYTES].decode("utf-8", "replace")
-
-
-def _finish(
-    delivery: WebhookDeliveryRecord, status: str, now: datetime, *, error: str | None
-) -> None:
-    delivery.status = status
-    delivery.next_attempt_at = None
-    delivery.last_error = error
-    delivery.updated_at = now
+        data += chunk
+    return data.decode("utf-8", "replace")
 
 
 def next_delay(schedule: Sequence[float], made: int, rng: random.Random) -> timedelta | None:
@@ -225,6 +348,32 @@ def next_delay(schedule: Sequence[float], made: int, rng: random.Random) -> time
     return timedelta(seconds=schedule[made] * rng.uniform(1 - JITTER, 1 + JITTER))
 
 
+@dataclass(frozen=True)
+class _Next:
+    """What an outcome makes of its delivery."""
+
+    status: str
+    next_attempt_at: datetime | None
+    state: str  # for the log
+
+
+def _next(
+    claimed: Claim, outcome: Outcome, settings: WebhookSettings, now: datetime, rng: random.Random
+) -> _Next:
+    if outcome.succeeded:
+        return _Next("succeeded", None, "succeeded")
+    delay = None
+    if outcome.retryable:
+        made = claimed.number - claimed.schedule_offset
+        delay = next_delay(settings.retry_schedule, made, rng)
+    if delay is None:
+        state = "dead" if outcome.retryable else "failed"
+        return _Next(state, None, state)
+    if outcome.retry_after is not None:
+        delay = max(delay, outcome.retry_after)
+    return _Next("pending", now + delay, f"retry in {delay.total_seconds():.0f} s")
+
+
 async def record(
     session: AsyncSession,
     claimed: Claim,
@@ -233,43 +382,109 @@ async def record(
     now: datetime,
     rng: random.Random | None = None,
 ) -> str:
-    """Store the outcome; returns the delivery's new state (for the job's log)."""
-    attempt = await session.get(WebhookAttemptRecord, claimed.attempt_id)
-    delivery = await session.get(WebhookDeliveryRecord, claimed.delivery_id)
-    if attempt is None or delivery is None:
-        return "gone"  # its subscription was deleted meanwhile
-    attempt.status_code = outcome.status_code
-    attempt.error = outcome.error
-    attempt.duration_ms = outcome.duration_ms
-    delivery.last_status_code = outcome.status_code
-    subscription = await session.get(WebhookSubscriptionRecord, delivery.subscription_id)
-    assert subscription is not None
-    if outcome.succeeded:
-        _finish(delivery, "succeeded", now, error=None)
-        subscription.failing_since = subscription.last_failure_at = None
-        await session.flush()
-        return "succeeded"
-    delay = None
-    if outcome.retryable:
-        made = delivery.attempts - delivery.schedule_offset
-        delay = next_delay(settings.retry_schedule, made, rng or random.Random())
-    if delay is not None:
-        if outcome.retry_after is not None:
-            delay = max(delay, outcome.retry_after)
-        delivery.status = "pending"
-        delivery.next_attempt_at = now + delay
-        delivery.last_error = outcome.error
-        delivery.updated_at = now
-        state = f"retry in {delay.total_seconds():.0f} s"
-    else:
-        state = "dead" if outcome.retryable else "failed"
-        _finish(delivery, state, now, error=outcome.error)
-    if outcome.status_code == 410:
-        await disable(session, subscription, "the receiver answered 410 Gone", now)
-    else:
-        await _failed(session, subscription, settings, now)
-    await session.flush()
+    """Store one outcome; returns the delivery's new state (for the job's log)."""
+    (state,) = await record_many(session, [(claimed, outcome)], settings, now, rng)
     return state
+
+
+async def record_many(
+    session: AsyncSession,
+    results: Sequence[tuple[Claim, Outcome]],
+    settings: WebhookSettings,
+    now: datetime,
+    rng: random.Random | None = None,
+) -> list[str]:
+    """Store the outcomes of many attempts in a few statements; returns each delivery's
+    new state, in order. A delivery claimed again since (its lease ran out) or gone
+    (its subscription deleted) keeps the outcome in its attempt log only."""
+    if not results:
+        return []
+    rng = rng or random.Random()
+    await session.execute(
+        sa.update(_ATTEMPT)
+        .where(_ATTEMPT.c.id == sa.bindparam("attempt_id"))
+        .values(
+            status_code=sa.bindparam("new_status_code"),
+            error=sa.bindparam("new_error"),
+            duration_ms=sa.bindparam("new_duration_ms"),
+        ),
+        [
+            {
+                "attempt_id": claimed.attempt_id,
+                "new_status_code": outcome.status_code,
+                "new_error": outcome.error,
+                "new_duration_ms": outcome.duration_ms,
+            }
+            for claimed, outcome in results
+        ],
+    )
+    # Locked, so a claim of the same rows waits for this record to commit.
+    locked = await session.execute(
+        sa.select(_DELIVERY.c.id, _DELIVERY.c.attempts)
+        .where(_DELIVERY.c.id.in_(sorted({c.delivery_id for c, _ in results})))
+        .where(_DELIVERY.c.status == "pending")
+        .with_for_update()
+    )
+    current: dict[int, int] = {row.id: row.attempts for row in locked.all()}
+    states: list[str] = []
+    changes = []
+    applied = []
+    for claimed, outcome in results:
+        if current.get(claimed.delivery_id) != claimed.number:
+            states.append("superseded")
+            continue
+        upcoming = _next(claimed, outcome, settings, now, rng)
+        states.append(upcoming.state)
+        applied.append((claimed, outcome))
+        changes.append(
+            {
+                "delivery_id": claimed.delivery_id,
+                "new_status": upcoming.status,
+                "new_next_attempt_at": upcoming.next_attempt_at,
+                "new_last_status_code": outcome.status_code,
+                "new_last_error": None if outcome.succeeded else outcome.error,
+                "new_updated_at": now,
+            }
+        )
+    if changes:
+        await session.execute(
+            sa.update(_DELIVERY)
+            .where(_DELIVERY.c.id == sa.bindparam("delivery_id"))
+            .values(
+                status=sa.bindparam("new_status"),
+                next_attempt_at=sa.bindparam("new_next_attempt_at"),
+                last_status_code=sa.bindparam("new_last_status_code"),
+                last_error=sa.bindparam("new_last_error"),
+                updated_at=sa.bindparam("new_updated_at"),
+            ),
+            changes,
+        )
+    await _subscriptions_learn(session, applied, settings, now)
+    await session.flush()
+    return states
+
+
+async def _subscriptions_learn(
+    session: AsyncSession,
+    results: Sequence[tuple[Claim, Outcome]],
+    settings: WebhookSettings,
+    now: datetime,
+) -> None:
+    """A success ends a subscription's failure streak; a failure extends it (and may
+    disable the subscription, as a 410 Gone does at once)."""
+    if not results:
+        return
+    subscriptions = await _subscriptions(session, {c.subscription_id for c, _ in results})
+    for claimed, outcome in results:
+        subscription = subscriptions.get(claimed.subscription_id)
+        if subscription is None:
+            continue
+        if outcome.succeeded:
+            subscription.failing_since = subscription.last_failure_at = None
+        elif outcome.status_code == 410:
+            await disable(session, subscription, "the receiver answered 410 Gone", now)
+        else:
+            await _failed(session, subscription, settings, now)
 
 
 async def _failed(

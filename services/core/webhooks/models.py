@@ -55,6 +55,14 @@ class WebhookDeliveryRecord(SQLModel, table=True):
             postgresql_where=sa.text("status = 'pending'"),
             sqlite_where=sa.text("status = 'pending'"),
         ),
+        # The sweep reads only what was attempted before (retries, expired leases),
+        # however many first attempts are waiting.
+        sa.Index(
+            "ix_webhook_delivery_retry",
+            "next_attempt_at",
+            postgresql_where=sa.text("status = 'pending' AND attempts > 0"),
+            sqlite_where=sa.text("status = 'pending' AND attempts > 0"),
+        ),
         sa.Index("ix_webhook_delivery_outbox", "outbox_id"),
     )
 

@@ -7,19 +7,20 @@ several workers share the backlog; on SQLite (one writer) the clause is left out
 way `(subscription_id, outbox_id)` is unique and inserted `ON CONFLICT DO NOTHING`, so a
 relay repeated after a crash never doubles a delivery. Rows are taken in id order; a
 transaction that commits late with a lower id is simply relayed on the next run.
+
+The deliveries are due at once; the delivery pump (`pump`) claims and sends them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from services.core.audit import service as audit
 from services.core.audit.models import OutboxRecord
@@ -35,32 +36,34 @@ SWEEP_LIMIT = 1000
 @dataclass
 class RelayReport:
     published: int = 0
-    jobs: list[DeliveryJob] = field(default_factory=list)
+    deliveries: int = 0
 
 
-def _insert_ignoring_duplicates(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> Any:
+# Core tables, not ORM entities: a batch is hundreds of rows read and written once.
+_OUTBOX: sa.Table = OutboxRecord.__table__  # type: ignore[attr-defined]
+_DELIVERY: sa.Table = WebhookDeliveryRecord.__table__  # type: ignore[attr-defined]
+
+
+def _insert_ignoring_duplicates(session: AsyncSession) -> Any:
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return (
-        insert(WebhookDeliveryRecord)
-        .values(list(rows))
-        .on_conflict_do_nothing(index_elements=["subscription_id", "outbox_id"])
-        .returning(col(WebhookDeliveryRecord.id))
-    )
+    return insert(_DELIVERY).on_conflict_do_nothing(index_elements=["subscription_id", "outbox_id"])
 
 
 async def relay_batch(
     session: AsyncSession, now: datetime, *, batch_size: int = BATCH_SIZE
 ) -> RelayReport:
-    """Publish up to `batch_size` outbox rows; the caller commits, then queues `jobs`."""
+    """Publish up to `batch_size` outbox rows as due deliveries; the caller commits."""
     query = (
-        select(OutboxRecord)
-        .where(col(OutboxRecord.published_at).is_(None))
-        .order_by(col(OutboxRecord.id))
+        sa.select(
+            _OUTBOX.c.id, _OUTBOX.c.event_id, _OUTBOX.c.satker_id, _OUTBOX.c.type, _OUTBOX.c.payload
+        )
+        .where(_OUTBOX.c.published_at.is_(None))
+        .order_by(_OUTBOX.c.id)
         .limit(batch_size)
         .with_for_update(skip_locked=True)
     )
-    rows = (await session.scalars(query)).all()
+    rows = (await session.execute(query)).all()
     if not rows:
         return RelayReport()
     subscriptions = await repository.active_subscriptions(session, {r.satker_id for r in rows})
@@ -86,26 +89,24 @@ async def relay_batch(
         }
         for row, subscription in matched
     ]
-    report = RelayReport(published=len(rows))
-    # Chunked: SQLite allows a bounded number of parameters per statement.
-    for start in range(0, len(deliveries), 50):
-        chunk = deliveries[start : start + 50]
-        result = await session.execute(_insert_ignoring_duplicates(session, chunk))
-        report.jobs += [DeliveryJob(delivery_id, 1) for delivery_id in result.scalars()]
+    if deliveries:
+        # Many rows to one statement: SQLAlchemy makes multi-row INSERTs of them, within
+        # the backend's limit of parameters.
+        await session.execute(_insert_ignoring_duplicates(session), deliveries)
     await session.execute(
-        sa.update(OutboxRecord)
-        .where(col(OutboxRecord.id).in_([row.id for row in rows]))
+        sa.update(_OUTBOX)
+        .where(_OUTBOX.c.id.in_([row.id for row in rows]))
         .values(published_at=now)
-        .execution_options(synchronize_session=False)
     )
-    return report
+    return RelayReport(published=len(rows), deliveries=len(deliveries))
 
 
 async def outbox_bodies(
-    session: AsyncSession, rows: Iterable[OutboxRecord]
+    session: AsyncSession, rows: Iterable[Any]
 ) -> dict[int | None, dict[str, Any]]:
-    """The body of each row, by outbox id: its own payload, or (an instance's audit
-    event) composed from the event it refers to, which holds the data once."""
+    """The body of each outbox row (a record, or a row of its columns), by outbox id: its
+    own payload, or (an instance's audit event) composed from the event it refers to,
+    which holds the data once."""
     rows = list(rows)
     events = await audit.event_bodies(
         session, [row.event_id for row in rows if row.payload is None and row.event_id]
@@ -119,8 +120,13 @@ async def outbox_bodies(
     return bodies
 
 
-async def due_jobs(session: AsyncSession, now: datetime) -> list[DeliveryJob]:
-    """The attempts now due: retries whose time came, and attempts whose job was lost or
-    whose worker died (their lease ran out)."""
-    due = await repository.due_deliveries(session, now, limit=SWEEP_LIMIT)
+async def due_jobs(
+    session: AsyncSession, now: datetime, *, retries_only: bool = False
+) -> list[DeliveryJob]:
+    """The attempts due at `now`: first attempts, retries whose time came, and attempts
+    whose worker died (their lease ran out). The sweep asks for `retries_only` (those
+    attempted before, read from their own index): first attempts are only the pump's."""
+    due = await repository.due_deliveries(
+        session, now, limit=SWEEP_LIMIT, retries_only=retries_only
+    )
     return [DeliveryJob(delivery_id, attempt) for delivery_id, attempt in due]

@@ -121,9 +121,10 @@ async def latest_attempt(session: AsyncSession, delivery_id: int) -> WebhookAtte
 
 
 async def due_deliveries(
-    session: AsyncSession, now: datetime, *, limit: int
+    session: AsyncSession, now: datetime, *, limit: int, retries_only: bool = False
 ) -> Sequence[tuple[int, int]]:
-    """(delivery id, its next attempt number) of the pending deliveries now due."""
+    """(delivery id, its next attempt number) of the pending deliveries now due; with
+    `retries_only`, of those attempted before (retries, expired leases, redeliveries)."""
     query = (
         select(col(WebhookDeliveryRecord.id), col(WebhookDeliveryRecord.attempts))
         .where(col(WebhookDeliveryRecord.status) == "pending")
@@ -131,5 +132,7 @@ async def due_deliveries(
         .order_by(col(WebhookDeliveryRecord.next_attempt_at))
         .limit(limit)
     )
+    if retries_only:
+        query = query.where(col(WebhookDeliveryRecord.attempts) > 0)
     rows = (await session.execute(query)).all()
     return [(delivery_id, attempts + 1) for delivery_id, attempts in rows if delivery_id]
