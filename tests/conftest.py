@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engin
 
 from services.api.app import create_app
 from services.core import migrate
-from services.core.db import create_engine
+from services.core.db import PLAIN_SQL, create_engine
 from services.core.identity.tokens import issue_token
 from services.core.redis import EmbeddedRedis
 from services.core.settings import Settings, get_settings
@@ -147,6 +147,36 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://alur.test") as http:
             yield application, http
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # On PostgreSQL the hot statements go as plain SQL on asyncpg or through SQLAlchemy
+    # Core (`ALUR_DATABASE__PLAIN_SQL`): the tests of the modules that use them run on
+    # both. SQLite has the Core path only.
+    if TEST_DATABASE_URL and metafunc.definition.get_closest_marker("both_paths"):
+        metafunc.parametrize("sql_path", ["plain", "core"], indirect=True)
+
+
+@pytest.fixture(autouse=True)
+def sql_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """The path of the hot statements in this test: "core" switches the test engine, the
+    app's and any built during the test (a worker's) to SQLAlchemy Core."""
+    path: str = getattr(request, "param", "plain")
+    if path == "plain":
+        yield path
+        return
+    engines: list[AsyncEngine] = [request.getfixturevalue("engine")]
+    if "app" in request.fixturenames:
+        engines.append(request.getfixturevalue("app").state.context.engine)
+    monkeypatch.setenv("ALUR_DATABASE__PLAIN_SQL", "false")
+    get_settings.cache_clear()
+    for engine in engines:
+        engine.update_execution_options(**{PLAIN_SQL: False})
+    yield path
+    for engine in engines:
+        engine.update_execution_options(**{PLAIN_SQL: True})
+    monkeypatch.undo()
+    get_settings.cache_clear()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -9,11 +9,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from services.core.audit import service as audit
 from services.core.db import create_engine, session_factory, unit_of_work, utcnow
-from services.core.instances.models import InstanceRecord
 from services.core.satkers import service as satkers
 from services.core.settings import get_settings
 
@@ -42,21 +40,7 @@ def verify(
     """Recompute every event's hash; exit 1 if any trail was edited or cut."""
 
     async def work(session: AsyncSession) -> tuple[int, list[audit.ChainReport]]:
-        query = select(InstanceRecord).order_by(col(InstanceRecord.started_at))
-        if instance:
-            query = query.where(col(InstanceRecord.id) == instance)
-        records = (await session.scalars(query)).all()
-        broken = []
-        for record in records:
-            report = audit.verify_chain(
-                record.id,
-                await audit.events_of(session, record.id),
-                record.event_count,
-                record.head_hash,
-            )
-            if not report.valid:
-                broken.append(report)
-        return len(records), broken
+        return await audit.verify_stored(session, [instance] if instance else None)
 
     checked, broken = _run(work)
     for report in broken:

@@ -63,6 +63,12 @@ class UtcDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+# An engine execution option: whether the hot statements go as plain SQL on asyncpg
+# (PostgreSQL; `asyncpg_connection`) or through SQLAlchemy Core. Set by `create_engine`
+# from `ALUR_DATABASE__PLAIN_SQL`; an engine without it sends plain SQL.
+PLAIN_SQL = "alur_plain_sql"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -98,6 +104,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         echo=settings.database.echo,
         json_serializer=_json_text,
         json_deserializer=orjson.loads,
+        execution_options={PLAIN_SQL: settings.database.plain_sql},
         pool_size=settings.database.pool_size,
         # A fixed pool: overflow connections, closed as soon as they are returned, were
         # opened and closed several times a second under load, each new one costing
@@ -121,31 +128,34 @@ async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncItera
 
 async def asyncpg_connection(session: AsyncSession) -> asyncpg.Connection | None:
     """On PostgreSQL, the asyncpg connection under `session`, inside its transaction;
-    None on other backends.
+    None on other backends, or when the engine sends everything through SQLAlchemy
+    (`ALUR_DATABASE__PLAIN_SQL=false`, see `PLAIN_SQL`).
 
     For the hot statements that are worth sending without SQLAlchemy (see
-    `services.core.instances.repository`). They run in the session's transaction, which
-    SQLAlchemy's asyncpg dialect opens lazily, on the first statement: it is opened here
-    the same way if nothing ran yet, unless `statements_stand_alone` said otherwise.
-    Rows come back as asyncpg records; JSON parameters go as text (the dialect registers
-    the json and jsonb codecs).
+    `services.core.instances.repository`). They run in the session's transaction.
+    SQLAlchemy's asyncpg dialect opens it lazily, with the first statement it sends;
+    if none was sent yet, a `SELECT 1` is (a round trip more than the BEGIN alone),
+    unless `statements_stand_alone` said the statements need no transaction. Rows come
+    back as asyncpg records; JSON parameters go as text (the dialect registers the json
+    and jsonb codecs).
     """
     bind = session.bind
     if bind is None or bind.dialect.driver != "asyncpg":
         return None
-    # The same transaction asks again (a load, then a save): its connection is known.
+    # The same transaction asks again (a load, then a save): its answer is known.
     transaction = session.sync_session.get_transaction()
     known = session.info.get(_DRIVER_KEY)
     if known is not None and transaction is not None and known[0] is transaction:
-        driver: asyncpg.Connection = known[1]
-        return driver
+        cached: asyncpg.Connection | None = known[1]
+        return cached
     connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    adapted: Any = raw.dbapi_connection
-    # The dialect's own lazy BEGIN (`_start_transaction`), as its cursor does it.
-    if adapted._transaction is None and not session.info.get(_STAND_ALONE_KEY):
-        await adapted._start_transaction()
-    driver = raw.driver_connection
+    started = connection.sync_connection
+    driver: asyncpg.Connection | None = None
+    if started is not None and started.get_execution_options().get(PLAIN_SQL, True):
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        if not driver.is_in_transaction() and not session.info.get(_STAND_ALONE_KEY):
+            await connection.exec_driver_sql("SELECT 1")
     session.info[_DRIVER_KEY] = (session.sync_session.get_transaction(), driver)
     return driver
 

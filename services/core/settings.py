@@ -57,6 +57,12 @@ class DatabaseSettings(BaseModel):
         description="Connections per process (PostgreSQL); requests beyond wait for one.",
     )
     echo: bool = Field(default=False, description="Log every SQL statement.")
+    plain_sql: bool = Field(
+        default=True,
+        description="On PostgreSQL, send the hot statements (instances, tasks, the "
+        "deadline sweep, audit events) as plain SQL through asyncpg; false sends them "
+        "through SQLAlchemy Core, as on SQLite: the same rows, more CPU per statement.",
+    )
 
 
 class RedisSettings(BaseModel):

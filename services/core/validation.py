@@ -46,13 +46,15 @@ class _Refused(ValueError):
 
 def check_json(value: Any) -> None:
     """Raise `ValueError` naming the place of the first value that is not portable JSON
-    data: a string or key holding U+0000, an integer beyond 64 bits, a float that is NaN
-    or infinite, nesting deeper than `MAX_JSON_DEPTH`. Other Python values (datetimes,
-    URLs...) pass: they are the typed fields' own business."""
+    data: a string or key holding U+0000 or an unpaired surrogate, an integer beyond 64
+    bits, a float that is NaN or infinite, nesting deeper than `MAX_JSON_DEPTH`. Other
+    Python values (datetimes, URLs...) pass: they are the typed fields' own business."""
     try:
         _check(value, 0)
     except _Refused as refused:
         where = "".join(reversed(refused.path)).removeprefix(".")
+        # The message must be UTF-8 itself: a key's unpaired surrogate is shown escaped.
+        where = where.encode(errors="backslashreplace").decode()
         raise ValueError(f"{where}: {refused.reason}" if where else refused.reason) from None
 
 
@@ -63,6 +65,8 @@ def _check(value: Any, depth: int) -> None:
     if kind is str:
         if "\x00" in value:
             raise _Refused("text may not contain U+0000")
+        if not value.isascii() and not _is_utf8(value):
+            raise _Refused("text may not contain an unpaired surrogate (U+D800-U+DFFF)")
     elif kind is int:
         if not INT64_MIN <= value <= INT64_MAX:
             raise _Refused("integer out of the 64-bit range")
@@ -88,6 +92,16 @@ def _check(value: Any, depth: int) -> None:
             except _Refused as refused:
                 refused.path.append(f"[{index}]")
                 raise
+
+
+def _is_utf8(text: str) -> bool:
+    # JSON's "\\ud800" escape alone gives Python such a string; UTF-8 (so orjson, and
+    # either database) cannot hold it.
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class StrictBody(BaseModel):

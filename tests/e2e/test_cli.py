@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+from datetime import datetime, timedelta, timezone
 from importlib.metadata import version
 from pathlib import Path
 
@@ -176,10 +177,15 @@ def test_satker_add_and_list(alur) -> None:  # type: ignore[no-untyped-def]
 async def test_audit_verify_finds_an_edited_event(
     alur, engine: AsyncEngine, client, auth_headers
 ) -> None:  # type: ignore[no-untyped-def]
-    headers = auth_headers(["pengguna"])
+    # Begun on paper two days ago, at 08:00 WIB: the time comes with its +07:00 offset.
+    wib = timezone(timedelta(hours=7))
+    started_at = (datetime.now(wib) - timedelta(days=2)).replace(hour=8, minute=0)
     created = await client.post(
-        "/v1/instances", json={"sop": "wifi-internet", "title": "Akun"}, headers=headers
+        "/v1/instances",
+        json={"sop": "wifi-internet", "title": "Akun", "started_at": started_at.isoformat()},
+        headers=auth_headers(["pengguna", "admin"]),
     )
+    assert created.status_code == 201, created.text
     instance_id = created.json()["id"]
     ok = alur("audit", "verify", "--instance", instance_id)
     assert ok.returncode == 0, ok.stderr

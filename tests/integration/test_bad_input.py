@@ -238,6 +238,23 @@ async def test_nan_and_infinity_in_context_are_422(
     assert await _count(engine, "instance") == before
 
 
+@pytest.mark.parametrize(
+    "context", [b'{"\\ud800": 1}', b'{"a": ["\\udfff"]}'], ids=["key", "value"]
+)
+async def test_an_unpaired_surrogate_in_context_is_422(
+    client: httpx.AsyncClient, headers: dict[str, str], engine: AsyncEngine, context: bytes
+) -> None:
+    # Valid JSON escapes that make no UTF-8: neither database (nor orjson) stores them.
+    before = await _count(engine, "instance")
+    response = await client.post(
+        "/v1/instances",
+        content=b'{"sop": "konten-website", "title": "x", "context": ' + context + b"}",
+        headers={**headers, "content-type": "application/json"},
+    )
+    _problem(response, 422, "validation_error")
+    assert await _count(engine, "instance") == before
+
+
 async def test_a_64_bit_number_in_context_is_stored_and_read_back(
     client: httpx.AsyncClient, headers: dict[str, str]
 ) -> None:

@@ -9,7 +9,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.db import asyncpg_connection, session_factory, statements_stand_alone
+from services.core.db import (
+    PLAIN_SQL,
+    asyncpg_connection,
+    session_factory,
+    statements_stand_alone,
+)
 
 # A table of its own: the statements below commit for real.
 TABLE = "probe_asyncpg_connection"
@@ -34,6 +39,14 @@ async def test_none_on_other_backends(engine: AsyncEngine) -> None:
     if engine.dialect.driver == "asyncpg":
         pytest.skip("PostgreSQL has the connection")
     async with session_factory(engine)() as session, session.begin():
+        assert await asyncpg_connection(session) is None
+
+
+async def test_none_when_the_engine_sends_everything_through_sqlalchemy(
+    engine: AsyncEngine,
+) -> None:
+    core = engine.execution_options(**{PLAIN_SQL: False})
+    async with session_factory(core)() as session, session.begin():
         assert await asyncpg_connection(session) is None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
@@ -24,8 +24,11 @@ from services.core.settings import Settings
 from services.worker.settings import WorkerSettings
 from tests.conftest import TokenFactory
 
+pytestmark = pytest.mark.both_paths
+
 # Monday 2 November 2026, 08:00 WIB: a working Monday (no holiday).
 STARTED = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)
+WIB = timezone(timedelta(hours=7))
 
 
 @pytest.fixture
@@ -38,7 +41,12 @@ async def _backdated_wifi(client: httpx.AsyncClient, auth_headers: TokenFactory)
     """SOP 08 step 1 (pengguna, "15 menit"), begun on paper on Monday at 08:00."""
     response = await client.post(
         "/v1/instances",
-        json={"sop": "wifi-internet", "title": "Akun", "started_at": STARTED.isoformat()},
+        # As a clerk in Tais writes it: "2026-11-02T08:00:00+07:00".
+        json={
+            "sop": "wifi-internet",
+            "title": "Akun",
+            "started_at": STARTED.astimezone(WIB).isoformat(),
+        },
         headers=auth_headers(["pengguna", "admin"]),
     )
     assert response.status_code == 201, response.text
@@ -179,7 +187,8 @@ async def test_a_real_worker_runs_the_sweep(
     pool = await create_pool(redis_settings, default_queue_name=QUEUE_NAME)
     try:
         for _ in range(2):
-            await pool.enqueue_job("deadline_sweep", _job_id="test-sweep-once")
+            # The same id twice; another run's (the other path's) result must not match it.
+            await pool.enqueue_job("deadline_sweep", _job_id=f"test-sweep-once-{instance_id}")
         workers = [
             Worker(
                 functions=[*WorkerSettings.functions, _sweep_function()],

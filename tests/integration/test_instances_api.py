@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import TokenFactory
 
+pytestmark = pytest.mark.both_paths
+
 PROBLEM = "application/problem+json"
 CONTENT = "konten-website"  # SOP 06: author -> admin decision (loop) -> kasubbag -> admin
 

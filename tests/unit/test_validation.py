@@ -42,6 +42,8 @@ def test_portable_json_passes(value: Any) -> None:
     [
         ({"a": {"b": ["x", "y\x00"]}}, "a.b[1]: text may not contain U+0000"),
         ({"kunci\x00": 1}, "text may not contain U+0000"),
+        ({"a": ["é", "x\udfff"]}, "a[1]: text may not contain an unpaired surrogate"),
+        ({"a": {"k\ud800": 1}}, "a.k\\ud800: text may not contain an unpaired surrogate"),
         ({"n": 2**63}, "n: integer out of the 64-bit range"),
         ({"n": -(2**63) - 1}, "n: integer out of the 64-bit range"),
         ({"n": float("nan")}, "n: number must be finite"),

@@ -3,6 +3,13 @@
 Each event's hash covers its own fields and the previous event's hash; the instance row
 keeps the count and the newest hash, so editing, inserting or deleting any event,
 the newest included, breaks verification.
+
+Writing and verifying hash the same canonical form (`event_hash`), and that form is the
+one the database gives back: what verification reads is what was hashed. Times are
+hashed in UTC to the microsecond (both backends keep the instant, neither the offset);
+`data` is JSON with sorted keys (neither backend keeps key order) whose values are
+strings, integers, booleans and nulls, which both backends keep exactly (PostgreSQL's
+`jsonb` rewrites numbers such as `1e16` or `-0.0`, but event data holds no floats).
 """
 
 from __future__ import annotations
@@ -10,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
@@ -53,22 +60,42 @@ def event_hash(
     prev_hash: str,
     acting_for: dict[str, Any] | None = None,
 ) -> str:
-    """SHA-256 of the event's fields as JSON with sorted keys. `data` may come already
-    serialized that way (`canonical_data`): the same bytes, not made twice.
+    """SHA-256 of the event's canonical form: its fields as JSON with sorted keys, the
+    time in UTC (`canonical_time`). `data` may come already serialized that way
+    (`canonical_data`): the same bytes, not made twice.
 
     `acting_for` came later: it is part of the document only when set, so the events
     written before it existed keep their hashes."""
-    document = {
-        "instance_id": instance_id,
-        "seq": seq,
-        "type": type,
-        "actor": actor,
-        "actor_name": actor_name,
-        "occurred_at": occurred_at.isoformat(timespec="microseconds"),
-        "task_id": task_id,
-        "data": data,
-        "prev_hash": prev_hash,
-    }
+    return _digest(
+        instance_id=instance_id,
+        seq=seq,
+        type=type,
+        actor=actor,
+        actor_name=actor_name,
+        occurred_at=canonical_time(occurred_at),
+        task_id=task_id,
+        data=data,
+        prev_hash=prev_hash,
+        acting_for=acting_for,
+    )
+
+
+def canonical_time(moment: datetime) -> str:
+    """A time as an event's hash covers it: the instant in UTC, to the microsecond, which
+    is what both backends store (an offset given with it is not kept)."""
+    if moment.utcoffset() is None:
+        raise ValueError("an audit event's time needs a timezone")
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def _digest(
+    *,
+    occurred_at: str,
+    data: dict[str, Any] | orjson.Fragment,
+    acting_for: dict[str, Any] | None,
+    **fields: Any,
+) -> str:
+    document = {**fields, "occurred_at": occurred_at, "data": data}
     if acting_for is not None:
         document["acting_for"] = acting_for
     return hashlib.sha256(orjson.dumps(document, option=orjson.OPT_SORT_KEYS)).hexdigest()
@@ -108,7 +135,7 @@ def chain(
                 "type": event.type,
                 "actor": event.actor,
                 "actor_name": event.actor_name,
-                "occurred_at": event.occurred_at,
+                "occurred_at": event.occurred_at.astimezone(UTC),
                 "task_id": event.task_id,
                 "data": data,
                 "acting_for": event.acting_for,
@@ -307,7 +334,7 @@ def verify_chain(
             prev_hash=event.prev_hash,
             acting_for=event.acting_for,
         )
-        if recomputed != event.hash:
+        if recomputed != event.hash and not _hashed_at_its_given_offset(event):
             report.problems.append(f"event #{event.seq} ({event.type}) was altered")
         prev = event.hash
     if len(events) != event_count or prev != (head_hash or GENESIS_HASH):
@@ -317,6 +344,58 @@ def verify_chain(
         )
     report.valid = not report.problems
     return report
+
+
+# Whole-minute UTC offsets other than UTC itself, the ones a client may give a time in.
+_OFFSETS = tuple(timezone(timedelta(minutes=m)) for m in range(-24 * 60 + 1, 24 * 60) if m != 0)
+
+
+def _hashed_at_its_given_offset(event: AuditEventRecord) -> bool:
+    """Whether `event` is one of a start recorded after the fact (`recorded_at`), written
+    before times were hashed in UTC: its time was hashed in the offset its client gave
+    (`+07:00`), which the database did not keep. Every rendering tried names the
+    instant stored, so accepting one hides no edit."""
+    if "recorded_at" not in event.data:
+        return False
+    data = canonical_data(event.data)
+    fields: dict[str, Any] = {
+        "instance_id": event.instance_id,
+        "seq": event.seq,
+        "type": event.type,
+        "actor": event.actor,
+        "actor_name": event.actor_name,
+        "task_id": event.task_id,
+        "prev_hash": event.prev_hash,
+    }
+    return any(
+        _digest(
+            **fields,
+            occurred_at=event.occurred_at.astimezone(zone).isoformat(timespec="microseconds"),
+            data=data,
+            acting_for=event.acting_for,
+        )
+        == event.hash
+        for zone in _OFFSETS
+    )
+
+
+async def verify_stored(
+    session: AsyncSession, instance_ids: Sequence[str] | None = None
+) -> tuple[int, list[ChainReport]]:
+    """Verify the stored trail of each given instance (default: all, oldest first):
+    how many were checked, and the report of each that failed."""
+    query = select(InstanceRecord).order_by(col(InstanceRecord.started_at))
+    if instance_ids is not None:
+        query = query.where(col(InstanceRecord.id).in_(instance_ids))
+    checked, broken = 0, []
+    for record in (await session.scalars(query)).all():
+        checked += 1
+        report = verify_chain(
+            record.id, await events_of(session, record.id), record.event_count, record.head_hash
+        )
+        if not report.valid:
+            broken.append(report)
+    return checked, broken
 
 
 async def record_finding(

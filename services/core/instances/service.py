@@ -91,14 +91,24 @@ class InvalidStartedAt(AlurError):
     title = "started_at is not valid"
 
 
+def random_id() -> str:
+    return str(uuid.uuid4())
+
+
 @dataclass
 class Services:
     """Process-wide collaborators of the use cases (caches; no connections)."""
 
     roles: Mapping[str, Role]
     calendars: CalendarProvider = field(default_factory=CalendarProvider)
+    # Where the ids of new instances and tasks come from.
+    new_id: Callable[[], str] = random_id
     _definitions: dict[tuple[str, int], SopDefinition] = field(default_factory=dict)
     _directory: tuple[float, SatkerDirectory] | None = None
+
+    def new_ids(self) -> list[str]:
+        """Ids for the tasks one command may open."""
+        return [self.new_id() for _ in range(_IDS_PER_COMMAND)]
 
     async def definition(self, session: AsyncSession, code: str, version: int) -> SopDefinition:
         # A stored (code, version) never changes, so it is cached for the process' life.
@@ -145,10 +155,6 @@ class Applied:
             QueuedJob(instance_id=self.view.record.id, task_id=job.task_id, job=job.job)
             for job in self.jobs
         ]
-
-
-def _new_ids() -> list[str]:
-    return [str(uuid.uuid4()) for _ in range(_IDS_PER_COMMAND)]
 
 
 def _deadline_function(
@@ -388,13 +394,16 @@ async def start_instance(
                 f"{now.isoformat(timespec='seconds')}; {_CLOCK_SKEW.seconds // 60} minutes "
                 "of clock skew are allowed)"
             )
+        # Kept as the instant, in UTC like every stored time: the offset a client wrote
+        # it in is not stored, so nothing derived from it (the audit events) may hold it.
+        started_at = started_at.astimezone(UTC)
     start_time = started_at or now
     definition = await catalog.get_definition(session, sop)
     calendar = await services.calendars.get(session, directory.get(target))
     own = dataclasses.replace(
         actor, roles=directory.effective_roles(actor.roles, actor.satker, target)
     )
-    instance_id, ids = str(uuid.uuid4()), _new_ids()
+    instance_id, ids = services.new_id(), services.new_ids()
     decision, acting_for = _decide_as(
         definition,
         None,
@@ -472,7 +481,7 @@ async def apply(
         satker=record.satker_id if actor.is_worker else actor.satker,
         roles=directory.effective_roles(actor.roles, actor.satker, record.satker_id),
     )
-    ids = _new_ids()
+    ids = services.new_ids()
     decision, acting_for = _decide_as(
         definition,
         state,
