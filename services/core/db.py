@@ -6,10 +6,13 @@ The boundary (a request dependency, a job, a CLI command) owns the transaction t
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import orjson
 import sqlalchemy as sa
@@ -27,6 +30,7 @@ from sqlmodel import SQLModel
 if TYPE_CHECKING:
     import asyncpg
 
+from services.core.errors import AlurError
 from services.core.settings import Settings
 
 # Stable constraint names make migrations reproducible on PostgreSQL and SQLite alike.
@@ -67,12 +71,35 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+# How long a SQLite write waits for another process's writer (the worker beside the API)
+# before giving up with "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_BEGIN = "alur_sqlite_begin"
+# One writer at a time per process and SQLite file: this process's writers queue here, in
+# order, rather than in SQLite's busy handler, which polls and lets late comers win.
+_SQLITE_WRITERS: WeakKeyDictionary[sa.Engine, asyncio.Lock] = WeakKeyDictionary()
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver would open transactions itself, BEGIN DEFERRED before the first write
+    # only. Transactions are begun explicitly instead (`_sqlite_begin`).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    # WAL: readers see a snapshot and never wait on the writer, nor it on them.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    """A unit of work that may write takes the write lock when it begins (IMMEDIATE), so it
+    waits for another writer in the busy timeout. Deferred, its first write would upgrade
+    a read lock, which fails at once with "database is locked" when another connection
+    wrote since its snapshot, whatever the busy timeout."""
+    mode = connection.get_execution_options().get(_BEGIN, "DEFERRED")
+    if mode is not None:  # None: no transaction, each statement on its own (reads only)
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _json_text(value: Any) -> str:
@@ -90,8 +117,13 @@ def create_engine(settings: Settings) -> AsyncEngine:
             echo=settings.database.echo,
             json_serializer=_json_text,
             json_deserializer=orjson.loads,
+            # Each connection is a thread of aiosqlite's; one of them writes at a time.
+            pool_size=settings.database.pool_size,
+            max_overflow=0,
         )
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        _SQLITE_WRITERS[engine.sync_engine] = asyncio.Lock()
         return engine
     return create_async_engine(
         url,
@@ -112,11 +144,59 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+class DatabaseBusy(AlurError):
+    code = "database_busy"
+    status = 503
+    title = "The database is busy"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": "1"}
+
+
+def _busy(error: Exception) -> bool:
+    """A connection not free within the pool's timeout, or SQLite's lock not within the busy
+    timeout: the service is overloaded, the request itself is fine."""
+    if isinstance(error, sa.exc.TimeoutError):
+        return True
+    return isinstance(error, sa.exc.OperationalError) and (
+        isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
+    )
+
+
 @asynccontextmanager
-async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed when the block succeeds, rolled back when it raises."""
-    async with sessions() as session, session.begin():
-        yield session
+async def unit_of_work(
+    sessions: async_sessionmaker[AsyncSession], *, read_only: bool = False
+) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block succeeds, rolled back when it raises.
+
+    On SQLite a unit that may write first waits for this process's writers before it (in
+    order), then takes the database's write lock as it begins; SQLite itself makes it wait
+    for another process's writer, up to the busy timeout. A `read_only` unit waits for no
+    writer: each of its statements reads the newest committed data (as READ COMMITTED does
+    on PostgreSQL). It must not write. Too long a wait raises `DatabaseBusy` (503).
+    """
+    engine = getattr(sessions.kw.get("bind"), "sync_engine", None)
+    writers = _SQLITE_WRITERS.get(engine) if engine is not None else None
+    try:
+        if writers is None:
+            async with sessions() as session, session.begin():
+                yield session
+        elif read_only:
+            async with sessions() as session, session.begin():
+                await session.connection(execution_options={_BEGIN: None})
+                yield session
+        else:
+            # The turn is given up once committed, before the session returns its
+            # connection to the pool (a rollback on the driver's thread): no writer waits
+            # for that.
+            async with sessions() as session, writers, session.begin():
+                await session.connection(execution_options={_BEGIN: "IMMEDIATE"})
+                yield session
+    except (sa.exc.OperationalError, sa.exc.TimeoutError) as error:
+        if _busy(error):
+            raise DatabaseBusy("Too many requests at once; try again in a moment") from error
+        raise
 
 
 async def asyncpg_connection(session: AsyncSession) -> asyncpg.Connection | None:
