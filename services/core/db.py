@@ -7,6 +7,7 @@ The boundary (a request dependency, a job, a CLI command) owns the transaction t
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -107,6 +108,16 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _echo(settings: Settings) -> bool | None:
+    """`ALUR_DATABASE__ECHO`: SQL statements through the process's logging (its format, off
+    the event loop), at INFO so that result rows (DEBUG) never are. SQLAlchemy's own echo
+    would add a handler of its own writing to stdout."""
+    if not settings.database.echo:
+        return False
+    logging.getLogger("sqlalchemy.engine.Engine").setLevel(logging.INFO)
+    return None  # the logger's level decides
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = sa.make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
@@ -114,7 +125,8 @@ def create_engine(settings: Settings) -> AsyncEngine:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             url,
-            echo=settings.database.echo,
+            echo=_echo(settings),
+            hide_parameters=True,
             json_serializer=_json_text,
             json_deserializer=orjson.loads,
             # Each connection is a thread of aiosqlite's; one of them writes at a time.
@@ -127,7 +139,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
         return engine
     return create_async_engine(
         url,
-        echo=settings.database.echo,
+        echo=_echo(settings),
+        # Statement parameters stay out of logs and error messages: they may be secrets.
+        hide_parameters=True,
         json_serializer=_json_text,
         json_deserializer=orjson.loads,
         pool_size=settings.database.pool_size,
