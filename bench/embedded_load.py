@@ -49,8 +49,8 @@ import subprocess
 import tempfile
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,6 +72,62 @@ KINDS = ("inbox", "instances", "transition")
 TARGET_P99_S = 1.0
 TARGET_HEALTHZ_S = 1.0
 READY_TIMEOUT_S = 120.0
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of one process so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The child processes of `pid`, by the `alur` command each runs (serve, worker)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if parent == pid:
+            found[int(entry.name)] = next(
+                (part.decode() for part in command if part in (b"serve", b"worker")), "other"
+            )
+    return found
+
+
+def _machine_busy() -> tuple[int, int]:
+    """(busy, total) ticks of all CPUs since boot."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return sum(values) - values[3] - values[4], sum(values)
+
+
+class CpuMeter:
+    """Cores used over the load by the API, the worker, this load generator and the whole
+    machine (other tenants of a shared machine included)."""
+
+    def __init__(self, dev_pid: int) -> None:
+        self._processes = {**_children(dev_pid), os.getpid(): "load generator"}
+
+    def start(self) -> None:
+        self._seconds = {pid: _cpu_seconds(pid) for pid in self._processes}
+        self._machine = _machine_busy()
+        self._began = time.monotonic()
+
+    def stop(self) -> dict[str, float]:
+        wall = time.monotonic() - self._began
+        cores: Counter[str] = Counter()
+        for pid, name in self._processes.items():
+            cores[name] += max(_cpu_seconds(pid) - self._seconds[pid], 0.0) / wall
+        busy, total = _machine_busy()
+        share = (busy - self._machine[0]) / max(total - self._machine[1], 1)
+        cores["machine"] = share * (os.cpu_count() or 1)
+        return {name: round(value, 2) for name, value in cores.items()}
 
 
 @dataclass
@@ -101,6 +157,7 @@ class Result:
     healthz_failures_after: int
     log_lines: int
     log_error_lines: int
+    cores: dict[str, float]
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -132,9 +189,9 @@ def tokens() -> dict[str, str]:
     }
 
 
-@asynccontextmanager
-async def alur_dev(env: dict[str, str], port: int, log_path: Path) -> AsyncIterator[str]:
-    """`alur dev` on `port`, ready to serve; stopped (with its children) on exit."""
+@contextmanager
+def alur_dev(env: dict[str, str], port: int, log_path: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """`alur dev` on `port`, stopped (with its children) on exit."""
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(ROOT / ".venv" / "bin" / "alur"), "dev", "--port", str(port)],
@@ -144,10 +201,8 @@ async def alur_dev(env: dict[str, str], port: int, log_path: Path) -> AsyncItera
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    base_url = f"http://127.0.0.1:{port}"
     try:
-        await wait_ready(base_url, process, log_path)
-        yield base_url
+        yield process
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -168,7 +223,7 @@ async def wait_ready(base_url: str, process: subprocess.Popen[bytes], log_path: 
             except httpx.TransportError:
                 pass
             await asyncio.sleep(0.3)
-    tail = log_path.read_text(errors="replace")[-3000:]
+    tail = (await asyncio.to_thread(log_path.read_text, errors="replace"))[-3000:]
     raise RuntimeError(f"`alur dev` did not become ready within {READY_TIMEOUT_S} s:\n{tail}")
 
 
@@ -200,18 +255,18 @@ async def client_loop(
     base_url: str,
     headers: dict[str, dict[str, str]],
     instances: list[str],
-    first_kind: int,
+    kinds: list[str],
     stop_at: float,
-    timeout: float,
+    request_timeout: float,
     results: dict[str, Latencies],
 ) -> None:
     """One user: the three kinds of request in turn, until `stop_at`."""
     turns = dict.fromkeys(instances, 0)
     owned = itertools.cycle(instances)
-    kinds = itertools.islice(itertools.cycle(KINDS), first_kind, None)
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+    turn_of_kind = itertools.cycle(kinds)
+    async with httpx.AsyncClient(base_url=base_url, timeout=request_timeout) as client:
         while time.monotonic() < stop_at:
-            kind = next(kinds)
+            kind = next(turn_of_kind)
             began = time.monotonic()
             try:
                 if kind == "inbox":
@@ -251,9 +306,9 @@ async def probe_healthz(client: httpx.AsyncClient) -> float | None:
     return time.monotonic() - began if response.status_code == 200 else None
 
 
-async def probe_during(base_url: str, stop_at: float, timeout: float) -> list[float | None]:
+async def probe_during(base_url: str, stop_at: float, request_timeout: float) -> list[float | None]:
     samples: list[float | None] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=request_timeout) as client:
         while time.monotonic() < stop_at:
             began = time.monotonic()
             samples.append(await probe_healthz(client))
@@ -261,10 +316,10 @@ async def probe_during(base_url: str, stop_at: float, timeout: float) -> list[fl
     return samples
 
 
-async def probe_after(base_url: str, count: int, timeout: float) -> list[float | None]:
+async def probe_after(base_url: str, count: int, request_timeout: float) -> list[float | None]:
     samples: list[float | None] = []
     # A new connection, as a monitoring probe after the rush would open.
-    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as client:
+    async with httpx.AsyncClient(base_url=base_url, timeout=request_timeout) as client:
         for _ in range(count):
             samples.append(await probe_healthz(client))
             await asyncio.sleep(1.0)
@@ -282,12 +337,24 @@ def _worst(samples: list[float | None], timeout: float) -> tuple[float, int]:
     return _ms(slowest), failures
 
 
-async def run(args: argparse.Namespace, env: dict[str, str], backend: str, data_dir: Path) -> Result:
+async def run(
+    args: argparse.Namespace, env: dict[str, str], backend: str, data_dir: Path
+) -> Result:
     port = free_port()
     log_path = data_dir / "alur-dev.log"
     headers = {lane: {"authorization": f"Bearer {token}"} for lane, token in tokens().items()}
-    async with alur_dev(env, port, log_path) as base_url:
+    base_url = f"http://127.0.0.1:{port}"
+    with alur_dev(env, port, log_path) as process:
+        await wait_ready(base_url, process, log_path)
+        seeding = time.monotonic()
         ids = await seed(base_url, headers, args.instances)
+        print(
+            f"seeded {len(ids)} instances in {time.monotonic() - seeding:.1f} s; "
+            f"{args.clients} clients for {args.seconds:.0f} s",
+            flush=True,
+        )
+        meter = CpuMeter(process.pid)
+        meter.start()
         owned = [ids[i :: args.clients] for i in range(args.clients)]
         results = {kind: Latencies() for kind in KINDS}
         began = time.monotonic()
@@ -295,11 +362,21 @@ async def run(args: argparse.Namespace, env: dict[str, str], backend: str, data_
         probe = asyncio.create_task(probe_during(base_url, stop_at, args.timeout))
         await asyncio.gather(
             *(
-                client_loop(base_url, headers, owned[i], i, stop_at, args.timeout, results)
+                client_loop(
+                    base_url,
+                    headers,
+                    owned[i],
+                    # Each client starts at another kind: the mix is even at every moment.
+                    args.kinds[i % len(args.kinds) :] + args.kinds[: i % len(args.kinds)],
+                    stop_at,
+                    args.timeout,
+                    results,
+                )
                 for i in range(args.clients)
             )
         )
         elapsed = time.monotonic() - began
+        cores = meter.stop()
         during = await probe
         after = await probe_after(base_url, args.after, args.timeout)
     latencies = [value for kind in KINDS for value in results[kind].ok]
@@ -337,6 +414,7 @@ async def run(args: argparse.Namespace, env: dict[str, str], backend: str, data_
         healthz_failures_after=failures_after,
         log_lines=len(log_text),
         log_error_lines=sum(" [error    ] " in line or '"error"' in line for line in log_text),
+        cores=cores,
     )
 
 
@@ -387,6 +465,8 @@ def report(result: Result) -> None:
         f"{result.healthz_failures_after} failed"
     )
     print(f"  log: {result.log_lines} lines, {result.log_error_lines} at error level")
+    used = ", ".join(f"{name} {value}" for name, value in result.cores.items())
+    print(f"  cores busy during the load: {used} (of {os.cpu_count()})")
     met = (
         result.errors == 0
         and result.timeouts == 0
@@ -395,7 +475,8 @@ def report(result: Result) -> None:
         and max(result.healthz_max_during_ms, result.healthz_max_after_ms)
         <= TARGET_HEALTHZ_S * 1000
     )
-    print(f"  target (0 errors, 0 timeouts, p99 <= 1 s, /healthz <= 1 s): {'met' if met else 'MISSED'}")
+    verdict = "met" if met else "MISSED"
+    print(f"  target (0 errors, 0 timeouts, p99 <= 1 s, /healthz <= 1 s): {verdict}")
 
 
 def arguments() -> argparse.Namespace:
@@ -405,6 +486,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout, seconds")
     parser.add_argument("--instances", type=int, default=256, help="instances seeded")
     parser.add_argument("--after", type=int, default=5, help="/healthz probes after the load")
+    parser.add_argument(
+        "--kinds",
+        type=lambda text: text.split(","),
+        default=list(KINDS),
+        help=f"the requests each client takes in turn (default: {','.join(KINDS)})",
+    )
     parser.add_argument(
         "--postgres-url",
         default=os.environ.get("ALUR_BENCH_POSTGRES_URL"),
@@ -417,6 +504,8 @@ def arguments() -> argparse.Namespace:
     )
     parser.add_argument("--out", type=Path, help="also write the figures here as JSON")
     args = parser.parse_args()
+    if not set(args.kinds) <= set(KINDS):
+        parser.error(f"--kinds: choose among {', '.join(KINDS)}")
     if args.instances < args.clients:
         parser.error("--instances must be at least --clients (each client owns instances)")
     return args
