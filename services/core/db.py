@@ -6,7 +6,6 @@ The boundary (a request dependency, a job, a CLI command) owns the transaction t
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 from collections.abc import AsyncIterator
@@ -76,9 +75,11 @@ def utcnow() -> datetime:
 # before giving up with "database is locked".
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 _BEGIN = "alur_sqlite_begin"
-# One writer at a time per process and SQLite file: this process's writers queue here, in
-# order, rather than in SQLite's busy handler, which polls and lets late comers win.
-_SQLITE_WRITERS: WeakKeyDictionary[sa.Engine, asyncio.Lock] = WeakKeyDictionary()
+# Beside each SQLite engine, an engine of one connection that every unit of work that may
+# write uses: one writer at a time per process. The others wait for the connection in
+# order (the pool's queue), neither in SQLite's busy handler, which polls and lets late
+# comers win, nor for a connection that readers hold.
+_SQLITE_WRITERS: WeakKeyDictionary[sa.Engine, AsyncEngine] = WeakKeyDictionary()
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -118,24 +119,31 @@ def _echo(settings: Settings) -> bool | None:
     return None  # the logger's level decides
 
 
+def _sqlite_engine(url: sa.URL, settings: Settings, connections: int) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        echo=_echo(settings),
+        hide_parameters=True,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
+        # A fixed pool: each connection is a thread of aiosqlite's.
+        pool_size=connections,
+        max_overflow=0,
+    )
+    event.listen(engine.sync_engine, "connect", _sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = sa.make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         if url.database:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(
-            url,
-            echo=_echo(settings),
-            hide_parameters=True,
-            json_serializer=_json_text,
-            json_deserializer=orjson.loads,
-            # Each connection is a thread of aiosqlite's; one of them writes at a time.
-            pool_size=settings.database.pool_size,
-            max_overflow=0,
-        )
-        event.listen(engine.sync_engine, "connect", _sqlite_connect)
-        event.listen(engine.sync_engine, "begin", _sqlite_begin)
-        _SQLITE_WRITERS[engine.sync_engine] = asyncio.Lock()
+        engine = _sqlite_engine(url, settings, settings.database.pool_size)
+        writer = _sqlite_engine(url, settings, 1)
+        _SQLITE_WRITERS[engine.sync_engine] = writer
+        event.listen(engine.sync_engine, "engine_disposed", lambda _: writer.sync_engine.dispose())
         return engine
     return create_async_engine(
         url,
@@ -184,16 +192,16 @@ async def unit_of_work(
 ) -> AsyncIterator[AsyncSession]:
     """One transaction: committed when the block succeeds, rolled back when it raises.
 
-    On SQLite a unit that may write first waits for this process's writers before it (in
+    On SQLite a unit that may write waits for the process's one writing connection (in
     order), then takes the database's write lock as it begins; SQLite itself makes it wait
     for another process's writer, up to the busy timeout. A `read_only` unit waits for no
     writer: each of its statements reads the newest committed data (as READ COMMITTED does
     on PostgreSQL). It must not write. Too long a wait raises `DatabaseBusy` (503).
     """
     engine = getattr(sessions.kw.get("bind"), "sync_engine", None)
-    writers = _SQLITE_WRITERS.get(engine) if engine is not None else None
+    writer = _SQLITE_WRITERS.get(engine) if engine is not None else None
     try:
-        if writers is None:
+        if writer is None:
             async with sessions() as session, session.begin():
                 yield session
         elif read_only:
@@ -201,10 +209,7 @@ async def unit_of_work(
                 await session.connection(execution_options={_BEGIN: None})
                 yield session
         else:
-            # The turn is given up once committed, before the session returns its
-            # connection to the pool (a rollback on the driver's thread): no writer waits
-            # for that.
-            async with sessions() as session, writers, session.begin():
+            async with sessions(bind=writer) as session, session.begin():
                 await session.connection(execution_options={_BEGIN: "IMMEDIATE"})
                 yield session
     except (sa.exc.OperationalError, sa.exc.TimeoutError) as error:
