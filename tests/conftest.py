@@ -27,6 +27,7 @@ from services.api.app import create_app
 from services.core import migrate
 from services.core.db import create_engine
 from services.core.identity.tokens import issue_token
+from services.core.logging import flush_logs
 from services.core.redis import EmbeddedRedis
 from services.core.settings import Settings, get_settings
 
@@ -143,6 +144,14 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
         transport = httpx.ASGITransport(app=application)
         async with httpx.AsyncClient(transport=transport, base_url="http://alur.test") as http:
             yield application, http
+
+
+@pytest.fixture(autouse=True)
+def _logs_written_within_the_test() -> Iterator[None]:
+    """A thread of its own writes the log: what a test logged is written while its output
+    is still captured, not into the next test's."""
+    yield
+    flush_logs()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
