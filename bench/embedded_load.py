@@ -20,9 +20,13 @@ request in turn:
   `buat_konsep` and `periksa_konsep` with outcome `tidak_valid` (a loop in SOP 06), so
   no two clients race for one instance and every transition should succeed.
 
-Meanwhile a probe asks `/healthz` every second on a connection of its own; after the
-load it asks again `--after` times, a second apart. An error is any answer but 200, a
-timeout a request without an answer within `--timeout`.
+The clients are spread over `--processes` load generator processes: one event loop of
+64 httpx clients is itself a bottleneck on a small machine, and its delays would count as
+the server's. Meanwhile a probe, in a process of its own, asks `/healthz` every second on
+a connection of its own; after the load it asks again `--after` times, a second apart, on
+a new one. An error is any answer but 200, a timeout a request without an answer within
+`--timeout`. Latencies are given as the clients saw them and as the API timed them (its
+request log).
 
 Targets (issue 10): 0 errors, 0 timeouts, p99 <= 1 s, every `/healthz` within 1 s
 during the load and right after it. The exit status is 0 whether or not they are met (a
@@ -42,7 +46,9 @@ import argparse
 import asyncio
 import itertools
 import json
+import multiprocessing
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -50,6 +56,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -72,6 +79,16 @@ KINDS = ("inbox", "instances", "transition")
 TARGET_P99_S = 1.0
 TARGET_HEALTHZ_S = 1.0
 READY_TIMEOUT_S = 120.0
+# Time given to the load generator processes to start before the load begins.
+STARTUP_S = 5.0
+ROUTES = {
+    "/v1/tasks": "inbox",
+    "/v1/instances": "instances",
+    "/v1/instances/{instance_id}/transitions": "transition",
+}
+_REQUEST_LINE = re.compile(
+    r"^(?P<at>\S+Z) \[info\s*\] request .*duration_ms=(?P<ms>[\d.]+) .*route=(?P<route>\S+)"
+)
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -112,7 +129,8 @@ class CpuMeter:
     machine (other tenants of a shared machine included)."""
 
     def __init__(self, dev_pid: int) -> None:
-        self._processes = {**_children(dev_pid), os.getpid(): "load generator"}
+        generators = {pid: "load generator" for pid in _children(os.getpid()) if pid != dev_pid}
+        self._processes = {**_children(dev_pid), **generators, os.getpid(): "load generator"}
 
     def start(self) -> None:
         self._seconds = {pid: _cpu_seconds(pid) for pid in self._processes}
@@ -150,6 +168,9 @@ class Result:
     errors: int
     timeouts: int
     per_kind: dict[str, dict[str, float]]
+    # The same requests as the API timed them (its request log).
+    server_p50_ms: float
+    server_p99_ms: float
     error_samples: dict[str, int]
     healthz_max_during_ms: float
     healthz_failures_during: int
@@ -260,12 +281,12 @@ async def client_loop(
     request_timeout: float,
     results: dict[str, Latencies],
 ) -> None:
-    """One user: the three kinds of request in turn, until `stop_at`."""
+    """One user: the kinds of request in turn, until `stop_at` (wall clock)."""
     turns = dict.fromkeys(instances, 0)
     owned = itertools.cycle(instances)
     turn_of_kind = itertools.cycle(kinds)
     async with httpx.AsyncClient(base_url=base_url, timeout=request_timeout) as client:
-        while time.monotonic() < stop_at:
+        while time.time() < stop_at:
             kind = next(turn_of_kind)
             began = time.monotonic()
             try:
@@ -296,34 +317,76 @@ async def client_loop(
                 results[kind].errors[f"{response.status_code} {code}".strip()] += 1
 
 
-async def probe_healthz(client: httpx.AsyncClient) -> float | None:
+def generate(
+    base_url: str,
+    headers: dict[str, dict[str, str]],
+    clients: list[tuple[list[str], list[str]]],
+    start_at: float,
+    stop_at: float,
+    request_timeout: float,
+) -> dict[str, Latencies]:
+    """In a load generator process: `clients` (their instances, their kinds of request in
+    turn) from `start_at` to `stop_at` (wall clock)."""
+
+    async def main() -> dict[str, Latencies]:
+        results = {kind: Latencies() for kind in KINDS}
+        await asyncio.sleep(max(0.0, start_at - time.time()))
+        await asyncio.gather(
+            *(
+                client_loop(base_url, headers, instances, kinds, stop_at, request_timeout, results)
+                for instances, kinds in clients
+            )
+        )
+        return results
+
+    return asyncio.run(main())
+
+
+def _healthz(client: httpx.Client) -> float | None:
     """Seconds `/healthz` took to answer 200, None when it did not."""
     began = time.monotonic()
     try:
-        response = await client.get("/healthz")
+        response = client.get("/healthz")
     except httpx.HTTPError:
         return None
     return time.monotonic() - began if response.status_code == 200 else None
 
 
-async def probe_during(base_url: str, stop_at: float, request_timeout: float) -> list[float | None]:
-    samples: list[float | None] = []
-    async with httpx.AsyncClient(base_url=base_url, timeout=request_timeout) as client:
-        while time.monotonic() < stop_at:
+def probe(
+    base_url: str, start_at: float, stop_at: float, after: int, request_timeout: float
+) -> tuple[list[float | None], list[float | None]]:
+    """`/healthz` every second from `start_at` to `stop_at` (wall clock), then `after`
+    times more on a new connection, as a monitoring probe would. It runs in a process of
+    its own: in the load generator's busy event loop its own delays would be counted as
+    the server's."""
+    during: list[float | None] = []
+    after_load: list[float | None] = []
+    with httpx.Client(base_url=base_url, timeout=request_timeout) as client:
+        time.sleep(max(0.0, start_at - time.time()))
+        while time.time() < stop_at:
             began = time.monotonic()
-            samples.append(await probe_healthz(client))
-            await asyncio.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
-    return samples
+            during.append(_healthz(client))
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
+    with httpx.Client(base_url=base_url, timeout=request_timeout) as client:
+        for _ in range(after):
+            began = time.monotonic()
+            after_load.append(_healthz(client))
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - began)))
+    return during, after_load
 
 
-async def probe_after(base_url: str, count: int, request_timeout: float) -> list[float | None]:
-    samples: list[float | None] = []
-    # A new connection, as a monitoring probe after the rush would open.
-    async with httpx.AsyncClient(base_url=base_url, timeout=request_timeout) as client:
-        for _ in range(count):
-            samples.append(await probe_healthz(client))
-            await asyncio.sleep(1.0)
-    return samples
+def server_latencies(log_path: Path, start_at: float, stop_at: float) -> dict[str, list[float]]:
+    """Seconds each request of the load took in the API, by kind, from its request log:
+    what the server spent, without the load generator's own delays."""
+    found: dict[str, list[float]] = {kind: [] for kind in KINDS}
+    for line in log_path.read_text(errors="replace").splitlines():
+        match = _REQUEST_LINE.match(line)
+        if match is None or match["route"] not in ROUTES:
+            continue
+        at = datetime.fromisoformat(match["at"]).timestamp()
+        if start_at <= at <= stop_at + 1:
+            found[ROUTES[match["route"]]].append(float(match["ms"]) / 1000)
+    return found
 
 
 def _ms(seconds: float) -> float:
@@ -344,41 +407,56 @@ async def run(
     log_path = data_dir / "alur-dev.log"
     headers = {lane: {"authorization": f"Bearer {token}"} for lane, token in tokens().items()}
     base_url = f"http://127.0.0.1:{port}"
-    with alur_dev(env, port, log_path) as process:
+    spawn = multiprocessing.get_context("spawn")
+    with (
+        alur_dev(env, port, log_path) as process,
+        ProcessPoolExecutor(args.processes + 1, mp_context=spawn) as pool,
+    ):
         await wait_ready(base_url, process, log_path)
         seeding = time.monotonic()
         ids = await seed(base_url, headers, args.instances)
         print(
             f"seeded {len(ids)} instances in {time.monotonic() - seeding:.1f} s; "
-            f"{args.clients} clients for {args.seconds:.0f} s",
+            f"{args.clients} clients in {args.processes} processes for {args.seconds:.0f} s",
             flush=True,
         )
+        clients = [
+            # Each client owns instances, and starts at another kind than its neighbour:
+            # the mix is even at every moment.
+            (
+                ids[i :: args.clients],
+                args.kinds[i % len(args.kinds) :] + args.kinds[: i % len(args.kinds)],
+            )
+            for i in range(args.clients)
+        ]
+        # The processes start, import and connect before the load begins, all at once.
+        start_at = time.time() + STARTUP_S
+        stop_at = start_at + args.seconds
+        loop = asyncio.get_running_loop()
+        generating = [
+            loop.run_in_executor(
+                pool, generate, base_url, headers, clients[n :: args.processes], start_at,
+                stop_at, args.timeout,
+            )
+            for n in range(args.processes)
+        ]  # fmt: skip
+        probing = loop.run_in_executor(
+            pool, probe, base_url, start_at, stop_at, args.after, args.timeout
+        )
+        await asyncio.sleep(max(0.0, start_at - time.time()))
         meter = CpuMeter(process.pid)
         meter.start()
-        owned = [ids[i :: args.clients] for i in range(args.clients)]
-        results = {kind: Latencies() for kind in KINDS}
-        began = time.monotonic()
-        stop_at = began + args.seconds
-        probe = asyncio.create_task(probe_during(base_url, stop_at, args.timeout))
-        await asyncio.gather(
-            *(
-                client_loop(
-                    base_url,
-                    headers,
-                    owned[i],
-                    # Each client starts at another kind: the mix is even at every moment.
-                    args.kinds[i % len(args.kinds) :] + args.kinds[: i % len(args.kinds)],
-                    stop_at,
-                    args.timeout,
-                    results,
-                )
-                for i in range(args.clients)
-            )
-        )
-        elapsed = time.monotonic() - began
+        parts = await asyncio.gather(*generating)
         cores = meter.stop()
-        during = await probe
-        after = await probe_after(base_url, args.after, args.timeout)
+        during, after = await probing
+    results = {kind: Latencies() for kind in KINDS}
+    for part in parts:
+        for kind, latencies in part.items():
+            results[kind].ok += latencies.ok
+            results[kind].errors.update(latencies.errors)
+            results[kind].timeouts += latencies.timeouts
+    elapsed = args.seconds
+    server = server_latencies(log_path, start_at, stop_at)
     latencies = [value for kind in KINDS for value in results[kind].ok]
     errors: Counter[str] = Counter()
     for kind in KINDS:
@@ -395,6 +473,8 @@ async def run(
         p50_ms=_ms(percentile(latencies, 0.50)),
         p99_ms=_ms(percentile(latencies, 0.99)),
         max_ms=_ms(max(latencies, default=float("nan"))),
+        server_p50_ms=_ms(percentile([v for kind in KINDS for v in server[kind]], 0.50)),
+        server_p99_ms=_ms(percentile([v for kind in KINDS for v in server[kind]], 0.99)),
         errors=sum(errors.values()),
         timeouts=sum(results[kind].timeouts for kind in KINDS),
         per_kind={
@@ -404,6 +484,8 @@ async def run(
                 "p99_ms": _ms(percentile(results[kind].ok, 0.99)),
                 "errors": sum(results[kind].errors.values()),
                 "timeouts": results[kind].timeouts,
+                "server_p50_ms": _ms(percentile(server[kind], 0.50)),
+                "server_p99_ms": _ms(percentile(server[kind], 0.99)),
             }
             for kind in KINDS
         },
@@ -452,10 +534,12 @@ def report(result: Result) -> None:
         f"  {result.requests} requests answered 200, {result.requests_per_s} req/s, "
         f"p50 {result.p50_ms} ms, p99 {result.p99_ms} ms, max {result.max_ms} ms"
     )
+    print(f"  as the API timed them: p50 {result.server_p50_ms} ms, p99 {result.server_p99_ms} ms")
     for kind, figures in result.per_kind.items():
         print(
             f"    {kind:<10} {figures['ok']:>6} ok  p50 {figures['p50_ms']:>7} ms  "
-            f"p99 {figures['p99_ms']:>7} ms  errors {figures['errors']}  "
+            f"p99 {figures['p99_ms']:>7} ms  (API: p50 {figures['server_p50_ms']:>7} ms  "
+            f"p99 {figures['server_p99_ms']:>7} ms)  errors {figures['errors']}  "
             f"timeouts {figures['timeouts']}"
         )
     print(f"  errors {result.errors} {result.error_samples or ''}, timeouts {result.timeouts}")
@@ -484,6 +568,13 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--timeout", type=float, default=10.0, help="client timeout, seconds")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=4,
+        help="load generator processes the clients are spread over (one event loop of 64 "
+        "httpx clients is itself a bottleneck, and its delays would count as the server's)",
+    )
     parser.add_argument("--instances", type=int, default=256, help="instances seeded")
     parser.add_argument("--after", type=int, default=5, help="/healthz probes after the load")
     parser.add_argument(
