@@ -60,12 +60,39 @@ async def test_writes_queue_behind_another_process_writer(
     """Forty requests that write, all while the worker holds the lock for 4.5 s: each
     waits its turn and succeeds (SQLite's busy handler alone let them race, and those
     waiting over 5 s failed with "database is locked")."""
-    headers = auth_headers(WRITER)
+    headers = auth_headers([*WRITER, "admin_website"])
+    started = [await client.post("/v1/instances", json=START, headers=headers) for _ in range(20)]
     async with another_process_writing(settings, 4.5):
         answers = await asyncio.gather(
-            *(client.post("/v1/instances", json=START, headers=headers) for _ in range(40))
+            *(client.post("/v1/instances", json=START, headers=headers) for _ in range(20)),
+            *(
+                client.post(
+                    f"/v1/instances/{instance.json()['id']}/transitions",
+                    json={"step": "siapkan_sumber_data"},
+                    headers=headers,
+                )
+                for instance in started
+            ),
         )
-    assert [answer.status_code for answer in answers] == [201] * 40
+    assert [answer.status_code for answer in answers] == [201] * 20 + [200] * 20
+
+
+async def test_a_write_does_not_wait_for_the_readers_connections(
+    migrated: Settings, auth_headers: TokenFactory
+) -> None:
+    one = migrated.model_copy(
+        update={"database": migrated.database.model_copy(update={"pool_size": 1})}
+    )
+    async with serving(one) as (app, client):
+        context: AppContext = app.state.context
+        async with unit_of_work(context.sessions, read_only=True) as reading:
+            # The readers' only connection is taken...
+            await reading.execute(sa.text("SELECT 1"))
+            # ... and a write goes through on the writers' own.
+            answer = await asyncio.wait_for(
+                client.post("/v1/instances", json=START, headers=auth_headers(WRITER)), 20
+            )
+            assert answer.status_code == 201, answer.text
 
 
 async def test_readers_do_not_wait_for_the_writer(
@@ -96,12 +123,12 @@ async def test_readers_do_not_wait_for_the_writer(
 
 
 async def test_a_write_waiting_too_long_is_a_503(
-    settings: Settings, auth_headers: TokenFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    migrated: Settings, auth_headers: TokenFactory, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # An app whose connections give up after 0.2 s (the default is 30 s).
     monkeypatch.setattr(db, "SQLITE_BUSY_TIMEOUT_MS", 200)
-    async with serving(settings) as (_, client):
-        async with another_process_writing(settings, 3):
+    async with serving(migrated) as (_, client):
+        async with another_process_writing(migrated, 3):
             answer = await client.post("/v1/instances", json=START, headers=auth_headers(WRITER))
         assert answer.status_code == 503, answer.text
         assert answer.headers["content-type"] == "application/problem+json"
