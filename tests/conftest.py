@@ -146,12 +146,28 @@ async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.Asyn
             yield application, http
 
 
-@pytest.fixture(autouse=True)
-def _logs_written_within_the_test() -> Iterator[None]:
-    """A thread of its own writes the log: what a test logged is written while its output
-    is still captured, not into the next test's."""
-    yield
-    flush_logs()
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup() -> Iterator[None]:
+    return (yield from _logs_written_within_the_phase())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call() -> Iterator[None]:
+    return (yield from _logs_written_within_the_phase())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown() -> Iterator[None]:
+    return (yield from _logs_written_within_the_phase())
+
+
+def _logs_written_within_the_phase() -> Iterator[None]:
+    """A thread of its own writes the log: what a test phase logged is written while its
+    output is captured, not on the terminal as pytest reports the phase."""
+    try:
+        return (yield)
+    finally:
+        flush_logs()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
