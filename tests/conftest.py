@@ -28,6 +28,7 @@ from services.api.app import create_app
 from services.core import migrate
 from services.core.db import PLAIN_SQL, create_engine
 from services.core.identity.tokens import issue_token
+from services.core.logging import flush_logs
 from services.core.redis import EmbeddedRedis
 from services.core.settings import Settings, get_settings
 from tests.servers import PostgresServer, RedisServer, postgres_binaries
@@ -177,6 +178,30 @@ def sql_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
         engine.update_execution_options(**{PLAIN_SQL: True})
     monkeypatch.undo()
     get_settings.cache_clear()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup() -> Iterator[None]:
+    return (yield from _logs_written_within_the_phase())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call() -> Iterator[None]:
+    return (yield from _logs_written_within_the_phase())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown() -> Iterator[None]:
+    return (yield from _logs_written_within_the_phase())
+
+
+def _logs_written_within_the_phase() -> Iterator[None]:
+    """A thread of its own writes the log: what a test phase logged is written while its
+    output is captured, not on the terminal as pytest reports the phase."""
+    try:
+        return (yield)
+    finally:
+        flush_logs()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

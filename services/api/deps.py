@@ -49,8 +49,9 @@ async def refuse_nul(request: Request) -> None:
 
 @answers(503)
 async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
-    """A read-mostly request's transaction: committed when the handler returns."""
-    async with unit_of_work(context.sessions) as session:
+    """A read-only request's transaction (see `unit_of_work`): on SQLite it reads beside
+    the writers, never waiting for them. Requests that write take `Work`."""
+    async with unit_of_work(context.sessions, read_only=True) as session:
         yield session
     context.outages.database.back()
 

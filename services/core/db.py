@@ -6,10 +6,13 @@ The boundary (a request dependency, a job, a CLI command) owns the transaction t
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+from weakref import WeakKeyDictionary
 
 import orjson
 import sqlalchemy as sa
@@ -27,6 +30,7 @@ from sqlmodel import SQLModel
 if TYPE_CHECKING:
     import asyncpg
 
+from services.core.errors import AlurError
 from services.core.settings import Settings
 
 # Stable constraint names make migrations reproducible on PostgreSQL and SQLite alike.
@@ -73,12 +77,37 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+# How long a SQLite write waits for another process's writer (the worker beside the API)
+# before giving up with "database is locked".
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+_BEGIN = "alur_sqlite_begin"
+# Beside each SQLite engine, an engine of one connection that every unit of work that may
+# write uses: one writer at a time per process. The others wait for the connection in
+# order (the pool's queue), neither in SQLite's busy handler, which polls and lets late
+# comers win, nor for a connection that readers hold.
+_SQLITE_WRITERS: WeakKeyDictionary[sa.Engine, AsyncEngine] = WeakKeyDictionary()
+
+
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver would open transactions itself, BEGIN DEFERRED before the first write
+    # only. Transactions are begun explicitly instead (`_sqlite_begin`).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
+    # WAL: readers see a snapshot and never wait on the writer, nor it on them.
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
     cursor.close()
+
+
+def _sqlite_begin(connection: sa.Connection) -> None:
+    """A unit of work that may write takes the write lock when it begins (IMMEDIATE), so it
+    waits for another writer in the busy timeout. Deferred, its first write would upgrade
+    a read lock, which fails at once with "database is locked" when another connection
+    wrote since its snapshot, whatever the busy timeout."""
+    mode = connection.get_execution_options().get(_BEGIN, "DEFERRED")
+    if mode is not None:  # None: no transaction, each statement on its own (reads only)
+        connection.exec_driver_sql(f"BEGIN {mode}")
 
 
 def _json_text(value: Any) -> str:
@@ -86,22 +115,47 @@ def _json_text(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+def _echo(settings: Settings) -> bool | None:
+    """`ALUR_DATABASE__ECHO`: SQL statements through the process's logging (its format, off
+    the event loop), at INFO so that result rows (DEBUG) never are. SQLAlchemy's own echo
+    would add a handler of its own writing to stdout."""
+    if not settings.database.echo:
+        return False
+    logging.getLogger("sqlalchemy.engine.Engine").setLevel(logging.INFO)
+    return None  # the logger's level decides
+
+
+def _sqlite_engine(url: sa.URL, settings: Settings, connections: int) -> AsyncEngine:
+    engine = create_async_engine(
+        url,
+        echo=_echo(settings),
+        hide_parameters=True,
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
+        # A fixed pool: each connection is a thread of aiosqlite's.
+        pool_size=connections,
+        max_overflow=0,
+    )
+    event.listen(engine.sync_engine, "connect", _sqlite_connect)
+    event.listen(engine.sync_engine, "begin", _sqlite_begin)
+    return engine
+
+
 def create_engine(settings: Settings) -> AsyncEngine:
     url = sa.make_url(settings.database_url)
     if url.get_backend_name() == "sqlite":
         if url.database:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(
-            url,
-            echo=settings.database.echo,
-            json_serializer=_json_text,
-            json_deserializer=orjson.loads,
-        )
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        engine = _sqlite_engine(url, settings, settings.database.pool_size)
+        writer = _sqlite_engine(url, settings, 1)
+        _SQLITE_WRITERS[engine.sync_engine] = writer
+        event.listen(engine.sync_engine, "engine_disposed", lambda _: writer.sync_engine.dispose())
         return engine
     return create_async_engine(
         url,
-        echo=settings.database.echo,
+        echo=_echo(settings),
+        # Statement parameters stay out of logs and error messages: they may be secrets.
+        hide_parameters=True,
         json_serializer=_json_text,
         json_deserializer=orjson.loads,
         execution_options={PLAIN_SQL: settings.database.plain_sql},
@@ -119,11 +173,56 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
+class DatabaseBusy(AlurError):
+    code = "database_busy"
+    status = 503
+    title = "The database is busy"
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers = {"Retry-After": "1"}
+
+
+def _busy(error: Exception) -> bool:
+    """A connection not free within the pool's timeout, or SQLite's lock not within the busy
+    timeout: the service is overloaded, the request itself is fine."""
+    if isinstance(error, sa.exc.TimeoutError):
+        return True
+    return isinstance(error, sa.exc.OperationalError) and (
+        isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
+    )
+
+
 @asynccontextmanager
-async def unit_of_work(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
-    """One transaction: committed when the block succeeds, rolled back when it raises."""
-    async with sessions() as session, session.begin():
-        yield session
+async def unit_of_work(
+    sessions: async_sessionmaker[AsyncSession], *, read_only: bool = False
+) -> AsyncIterator[AsyncSession]:
+    """One transaction: committed when the block succeeds, rolled back when it raises.
+
+    On SQLite a unit that may write waits for the process's one writing connection (in
+    order), then takes the database's write lock as it begins; SQLite itself makes it wait
+    for another process's writer, up to the busy timeout. A `read_only` unit waits for no
+    writer: each of its statements reads the newest committed data (as READ COMMITTED does
+    on PostgreSQL). It must not write. Too long a wait raises `DatabaseBusy` (503).
+    """
+    engine = getattr(sessions.kw.get("bind"), "sync_engine", None)
+    writer = _SQLITE_WRITERS.get(engine) if engine is not None else None
+    try:
+        if writer is None:
+            async with sessions() as session, session.begin():
+                yield session
+        elif read_only:
+            async with sessions() as session, session.begin():
+                await session.connection(execution_options={_BEGIN: None})
+                yield session
+        else:
+            async with sessions(bind=writer) as session, session.begin():
+                await session.connection(execution_options={_BEGIN: "IMMEDIATE"})
+                yield session
+    except (sa.exc.OperationalError, sa.exc.TimeoutError) as error:
+        if _busy(error):
+            raise DatabaseBusy("Too many requests at once; try again in a moment") from error
+        raise
 
 
 async def asyncpg_connection(session: AsyncSession) -> asyncpg.Connection | None:

@@ -3,8 +3,12 @@ the log lines of the jobs the request enqueued - through a real queue and worker
 
 from __future__ import annotations
 
+import io
 import json
 import logging
+import re
+import sys
+import threading
 import uuid
 from typing import Any
 
@@ -12,7 +16,7 @@ import httpx
 import pytest
 import structlog
 
-from services.core.logging import configure_logging
+from services.core.logging import QUEUE_SIZE, configure_logging, flush_logs
 from services.core.settings import LogSettings, Settings
 from tests.conftest import TokenFactory
 from tests.workers import run_burst
@@ -91,6 +95,7 @@ def test_json_lines(settings: Settings, capsys: pytest.CaptureFixture[str]) -> N
         with structlog.contextvars.bound_contextvars(request_id="req-json"):
             structlog.get_logger("alur.test").info("hello", answer=42)
             logging.getLogger("some.library").warning("plain %s", "stdlib")
+        flush_logs()  # a thread of its own writes the lines
         lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
     finally:
         configure_logging(settings.log)
@@ -101,3 +106,50 @@ def test_json_lines(settings: Settings, capsys: pytest.CaptureFixture[str]) -> N
     assert "timestamp" in ours
     # A library's plain logging call comes out as JSON too, with the same context.
     assert (theirs["event"], theirs["request_id"]) == ("plain stdlib", "req-json")
+
+
+class _StuckOutput(io.StringIO):
+    """An output whose writes block until released (a pipe nobody reads, a frozen
+    terminal)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.released = threading.Event()
+
+    def write(self, text: str) -> int:
+        self.released.wait()
+        return super().write(text)
+
+
+def test_logging_does_not_wait_for_a_stuck_output(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    output = _StuckOutput()
+    monkeypatch.setattr(sys, "stderr", output)
+    configure_logging(LogSettings())
+    log = structlog.get_logger("alur.test")
+
+    def log_a_lot() -> None:
+        for number in range(QUEUE_SIZE + 500):
+            log.info("line", number=number)
+
+    caller = threading.Thread(target=log_a_lot)
+    try:
+        caller.start()
+        # Written synchronously, the first line would keep the caller waiting forever.
+        caller.join(timeout=60)
+        assert not caller.is_alive(), "logging waited for the output"
+    finally:
+        output.released.set()
+        caller.join()
+    flush_logs()
+    log.info("after")  # the next line, with room again, says what was dropped first
+    flush_logs()
+    configure_logging(settings.log)
+    lines = output.getvalue().splitlines()
+    (dropped,) = [int(n) for n in re.findall(r"(\d+) log lines dropped", output.getvalue())]
+    written = sum(" line " in line for line in lines)
+    # The queue held what it could; the rest was counted, and said once there was room.
+    assert dropped > 0
+    assert written + dropped == QUEUE_SIZE + 500
+    assert "after" in lines[-1]
