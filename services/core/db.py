@@ -7,7 +7,6 @@ The boundary (a request dependency, a job, a CLI command) owns the transaction t
 from __future__ import annotations
 
 import logging
-import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -30,7 +29,6 @@ from sqlmodel import SQLModel
 if TYPE_CHECKING:
     import asyncpg
 
-from services.core.errors import AlurError
 from services.core.settings import Settings
 
 # Stable constraint names make migrations reproducible on PostgreSQL and SQLite alike.
@@ -173,26 +171,6 @@ def session_factory(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     return async_sessionmaker(engine, expire_on_commit=False)
 
 
-class DatabaseBusy(AlurError):
-    code = "database_busy"
-    status = 503
-    title = "The database is busy"
-
-    def __init__(self, detail: str) -> None:
-        super().__init__(detail)
-        self.headers = {"Retry-After": "1"}
-
-
-def _busy(error: Exception) -> bool:
-    """A connection not free within the pool's timeout, or SQLite's lock not within the busy
-    timeout: the service is overloaded, the request itself is fine."""
-    if isinstance(error, sa.exc.TimeoutError):
-        return True
-    return isinstance(error, sa.exc.OperationalError) and (
-        isinstance(error.orig, sqlite3.OperationalError) and "locked" in str(error.orig)
-    )
-
-
 @asynccontextmanager
 async def unit_of_work(
     sessions: async_sessionmaker[AsyncSession], *, read_only: bool = False
@@ -203,26 +181,23 @@ async def unit_of_work(
     order), then takes the database's write lock as it begins; SQLite itself makes it wait
     for another process's writer, up to the busy timeout. A `read_only` unit waits for no
     writer: each of its statements reads the newest committed data (as READ COMMITTED does
-    on PostgreSQL). It must not write. Too long a wait raises `DatabaseBusy` (503).
+    on PostgreSQL). It must not write. Too long a wait raises SQLAlchemy's pool timeout
+    or SQLite's "database is locked", which the API answers 503 `unavailable` (see
+    `services.core.availability`).
     """
     engine = getattr(sessions.kw.get("bind"), "sync_engine", None)
     writer = _SQLITE_WRITERS.get(engine) if engine is not None else None
-    try:
-        if writer is None:
-            async with sessions() as session, session.begin():
-                yield session
-        elif read_only:
-            async with sessions() as session, session.begin():
-                await session.connection(execution_options={_BEGIN: None})
-                yield session
-        else:
-            async with sessions(bind=writer) as session, session.begin():
-                await session.connection(execution_options={_BEGIN: "IMMEDIATE"})
-                yield session
-    except (sa.exc.OperationalError, sa.exc.TimeoutError) as error:
-        if _busy(error):
-            raise DatabaseBusy("Too many requests at once; try again in a moment") from error
-        raise
+    if writer is None:
+        async with sessions() as session, session.begin():
+            yield session
+    elif read_only:
+        async with sessions() as session, session.begin():
+            await session.connection(execution_options={_BEGIN: None})
+            yield session
+    else:
+        async with sessions(bind=writer) as session, session.begin():
+            await session.connection(execution_options={_BEGIN: "IMMEDIATE"})
+            yield session
 
 
 async def asyncpg_connection(session: AsyncSession) -> asyncpg.Connection | None:

@@ -123,12 +123,13 @@ class _Flaky:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.sessions = session_factory(engine)
+        self.kw = self.sessions.kw
         self.away = False
 
-    def __call__(self) -> Any:
+    def __call__(self, **kw: Any) -> Any:
         if self.away:
             raise OSError("connection refused")
-        return self.sessions()
+        return self.sessions(**kw)
 
 
 async def test_the_key_ring_keeps_its_keys_while_the_database_is_away(
