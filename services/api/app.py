@@ -20,7 +20,7 @@ from services.api.instances.router import router as instances_router
 from services.api.instances.tasks_router import router as tasks_router
 from services.api.metrics.http import HttpMetrics
 from services.api.metrics.router import router as metrics_router
-from services.api.middleware import BodyLimit, RequestObservability
+from services.api.middleware import BodyLimit, ConcurrencyLimit, RequestObservability
 from services.api.monitors.router import router as monitors_router
 from services.api.openapi import install_openapi, operation_id
 from services.api.people.router import router as people_router
@@ -79,6 +79,12 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
     install_problem_handlers(app)
     install_openapi(app)
     app.state.http_metrics = HttpMetrics()
+    # Innermost: a request's wait for its turn is part of its logged and measured time.
+    app.add_middleware(
+        ConcurrencyLimit,
+        limit=settings.api.max_concurrent_requests,
+        metrics=app.state.http_metrics,
+    )
     # Inside the observability middleware, so a refused body is counted and logged.
     app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
     app.add_middleware(RequestObservability, metrics=app.state.http_metrics)

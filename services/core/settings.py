@@ -80,6 +80,14 @@ class ApiSettings(BaseModel):
         description="Largest request body accepted, counted while it is read (413 beyond); "
         "the inbound webhook route has its own, smaller limit.",
     )
+    max_concurrent_requests: int = Field(
+        default=8,
+        ge=1,
+        le=10_000,
+        description="Requests in progress at once per API process; the others wait their "
+        "turn, first come first served (probes and /metrics never wait). A few per core "
+        "keeps latency even under a burst (docs: the embedded default under load).",
+    )
 
 
 class AuthSettings(BaseModel):

@@ -88,6 +88,7 @@ async def labels_of(client: httpx.AsyncClient) -> dict[str, set[str]]:
         latencies=[("m1", "site", "pn-tais", 0.2)],
         backups=[BackupChecks("pn-tais", now, now)],
         webhook_deliveries={"dead": 0},
+        unstaffed=[("pn-tais", "kasubbag_ptip", 1)],
     )
     job = JobStats("deliver_webhook", {"success": 1}, [(math.inf, 1)], 0.1)
     registry = CollectorRegistry(auto_describe=False)

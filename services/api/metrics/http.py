@@ -3,7 +3,7 @@ default), so two apps in one process - tests, `alur dev` - never share counts.""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 # Seconds; most requests take milliseconds, a diagram or report up to a few seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -28,6 +28,11 @@ class HttpMetrics:
             "Time to answer an HTTP request, by route template, method and status.",
             labels,
             buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.waiting = Gauge(
+            "alur_http_requests_waiting",
+            "Requests waiting for a turn (ALUR_API__MAX_CONCURRENT_REQUESTS are in progress).",
             registry=self.registry,
         )
 
