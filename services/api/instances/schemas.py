@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from services.core.audit.models import AuditEventRecord
 from services.core.engine.definition import Role, SopDefinition
-from services.core.engine.state import TaskState
+from services.core.engine.state import TaskState, is_overdue
 from services.core.instances.models import TaskRecord
 from services.core.instances.service import InstanceView
 from services.core.validation import Instant, StrictBody
@@ -114,7 +114,7 @@ def task_document(
         "opened_at": task.opened_at,
         "warn_at": task.warn_at,
         "due_at": task.due_at,
-        "overdue": task.is_open and task.due_at is not None and task.due_at < now,
+        "overdue": task.is_overdue(now),
         "assignee": task.assignee,
         "claimed_at": task.claimed_at,
         "completed_at": task.completed_at,
@@ -171,8 +171,7 @@ def instance_document(
         "sop_title": view.definition.title,
         "context": record.context,
         "current_steps": [task.step_id for task in state.open_tasks],
-        "overdue": any(task["overdue"] for task in tasks)
-        or (state.is_active and state.due_at is not None and state.due_at < now),
+        "overdue": state.is_overdue(now),
         "tasks": tasks,
     }
 
@@ -224,7 +223,7 @@ def inbox_task(record: TaskRecord, now: datetime) -> InboxTask:
         opened_at=record.opened_at,
         warn_at=record.warn_at,
         due_at=record.due_at,
-        overdue=record.due_at is not None and record.due_at < now,
+        overdue=is_overdue(record.due_at, now),
         assignee=record.assignee,
         escalation_level=record.escalation_level,
     )

@@ -20,8 +20,6 @@ from services.core.engine.state import Actor, Command, CompleteTask, Flag
 from services.core.instances import service as instances
 from services.core.instances.service import Applied, InstanceView, Services
 
-SYSTEM_WORKER = "system:worker"
-
 
 @dataclass(frozen=True)
 class StepResult:
@@ -43,7 +41,7 @@ class UnknownJob(StepCannotRun, LookupError):
 
 
 # The worker acts for every satker: the instance service lets it see all of them.
-WORKER = Actor(sub=SYSTEM_WORKER, satker="", name="Alur worker")
+WORKER = Actor.worker()
 
 
 async def run_step(

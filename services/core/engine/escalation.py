@@ -16,6 +16,7 @@ from datetime import datetime
 from services.core.engine.definition import Role, SopDefinition, StepKind
 from services.core.engine.errors import LaneForbidden, NothingDue, TaskNotOpen, ValueRequired
 from services.core.engine.state import (
+    SYSTEM_WORKER,
     Decision,
     Effect,
     Escalate,
@@ -29,6 +30,7 @@ from services.core.engine.state import (
     TaskFlagged,
     TaskOverdue,
     TaskState,
+    is_overdue,
 )
 
 
@@ -60,7 +62,7 @@ def _plan(
     levels due now and the next one are looked at, since each may cost a working-time
     computation (the sweep computes them on demand)."""
     warn = warned_at is None and warn_at is not None and warn_at <= now
-    if due_at is not None and now >= due_at:
+    if is_overdue(due_at, now):
         warn = False  # straight to overdue: a warning after the fact helps nobody
     top = min(len(chain), len(thresholds))
     fire = []
@@ -82,7 +84,7 @@ def escalate(
     roles: Mapping[str, Role],
 ) -> Decision:
     if not command.actor.is_worker:
-        raise LaneForbidden("escalating deadlines (the worker's job)", {"system:worker"})
+        raise LaneForbidden("escalating deadlines (the worker's job)", {SYSTEM_WORKER})
     if command.task_id is None:
         return _escalate_instance(definition, snapshot, command, now, roles)
     task = snapshot.task(command.task_id)
@@ -163,7 +165,7 @@ def _escalate_instance(
 
 def flag(snapshot: InstanceState, command: Flag) -> Decision:
     if not command.actor.is_worker:
-        raise LaneForbidden("flagging a task (the worker's job)", {"system:worker"})
+        raise LaneForbidden("flagging a task (the worker's job)", {SYSTEM_WORKER})
     if not command.reason.strip():
         raise ValueRequired("reason")
     task = snapshot.task(command.task_id)

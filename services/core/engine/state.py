@@ -17,8 +17,16 @@ from services.core.engine.definition import StepKind
 
 # The actor automated steps' jobs complete their tasks as (ARCHITECTURE.md, Workers).
 SYSTEM_WORKER = "system:worker"
+WORKER_NAME = "Alur worker"
 # Operates Alur itself; may cancel any procedure but is not a lane.
 ADMIN_ROLE = "admin"
+
+
+def is_overdue(due_at: datetime | None, now: datetime) -> bool:
+    """Overdue from the deadline itself on: the moment escalation acts on it. Every
+    "overdue" of Alur (API fields, filters, the inbox order, metrics) is this one; in
+    SQL, `services.core.instances.models.past_due`."""
+    return due_at is not None and due_at <= now
 
 
 class InstanceStatus(StrEnum):
@@ -74,6 +82,11 @@ class Actor:
     def is_worker(self) -> bool:
         return self.sub == SYSTEM_WORKER
 
+    @classmethod
+    def worker(cls, satker: str = "") -> Actor:
+        """The worker, acting for the jobs of `satker` (any satker when empty)."""
+        return cls(sub=SYSTEM_WORKER, satker=satker, name=WORKER_NAME)
+
 
 @dataclass(frozen=True, kw_only=True)
 class TaskState:
@@ -104,6 +117,9 @@ class TaskState:
     def is_open(self) -> bool:
         return self.status is TaskStatus.OPEN
 
+    def is_overdue(self, now: datetime) -> bool:
+        return self.is_open and is_overdue(self.due_at, now)
+
 
 @dataclass(frozen=True, kw_only=True)
 class InstanceState:
@@ -130,6 +146,12 @@ class InstanceState:
     @property
     def open_tasks(self) -> tuple[TaskState, ...]:
         return tuple(task for task in self.tasks if task.is_open)
+
+    def is_overdue(self, now: datetime) -> bool:
+        """An open task past its deadline, or the procedure past its own."""
+        return any(task.is_overdue(now) for task in self.tasks) or (
+            self.is_active and is_overdue(self.due_at, now)
+        )
 
     def task(self, task_id: str) -> TaskState | None:
         for task in self.tasks:

@@ -37,7 +37,6 @@ from services.core.satkers.service import SatkerDirectory
 
 log = structlog.get_logger(__name__)
 
-SYSTEM_WORKER = "system:worker"
 DEFAULT_MULTIPLES = (1, 2, 3)
 
 
@@ -189,7 +188,7 @@ async def sweep(
     for record, tasks in due:
         definition = await services.definition(session, record.sop_code, record.sop_version)
         calendar = await services.calendars.get(session, directory.get(record.satker_id))
-        actor = Actor(sub=SYSTEM_WORKER, satker=record.satker_id)
+        actor = Actor.worker(record.satker_id)
         state = before = repository.instance_state(record, tasks)
         decisions = []
         if record.next_check_at is not None and record.next_check_at <= now:

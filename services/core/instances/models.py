@@ -11,6 +11,12 @@ from sqlmodel import Field, SQLModel
 from services.core.db import JsonType, UtcDateTime
 
 
+def past_due(due_at: Any, now: datetime) -> sa.ColumnElement[bool]:
+    """`services.core.engine.state.is_overdue` in SQL: a deadline column reached at `now`
+    (NULL, no deadline, is never overdue)."""
+    return sa.and_(due_at.is_not(None), due_at <= now)
+
+
 class InstanceRecord(SQLModel, table=True):
     """One run of one SOP version in one satker.
 

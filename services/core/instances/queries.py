@@ -15,7 +15,7 @@ from sqlmodel import col, select
 
 from services.core.engine.state import Actor
 from services.core.errors import AlurError
-from services.core.instances.models import InstanceRecord, TaskRecord
+from services.core.instances.models import InstanceRecord, TaskRecord, past_due
 from services.core.satkers.service import SatkerDirectory
 from services.core.validation import check_json
 
@@ -92,8 +92,10 @@ async def list_instances(
         query = query.where(_open_task_exists(col(TaskRecord.lane) == filters.lane))
     if filters.overdue is not None:
         overdue = sa.or_(
-            _open_task_exists(col(TaskRecord.due_at) < now),
-            sa.and_(col(InstanceRecord.status) == "active", col(InstanceRecord.due_at) < now),
+            _open_task_exists(past_due(col(TaskRecord.due_at), now)),
+            sa.and_(
+                col(InstanceRecord.status) == "active", past_due(col(InstanceRecord.due_at), now)
+            ),
         )
         query = query.where(overdue if filters.overdue else sa.not_(overdue))
     if cursor:
@@ -155,7 +157,7 @@ async def inbox(
         query = query.where(col(TaskRecord.sop_code) == sop)
     if lane:
         query = query.where(col(TaskRecord.lane) == lane)
-    is_overdue = sa.case((col(TaskRecord.due_at) < now, 0), else_=1)
+    is_overdue = sa.case((past_due(col(TaskRecord.due_at), now), 0), else_=1)
     query = query.order_by(
         is_overdue,
         col(TaskRecord.due_at).is_(None),

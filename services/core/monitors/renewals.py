@@ -46,7 +46,7 @@ async def remind_due(session: AsyncSession, services: Services, now: datetime) -
         applied = await instances.start_instance(
             session,
             services,
-            Actor(sub="system:worker", satker=renewal.satker_id, name="Alur worker"),
+            Actor.worker(renewal.satker_id),
             sop="pemeliharaan-website",
             title=f"Perpanjangan {renewal.service}: {renewal.name} "
             f"(jatuh tempo {renewal.due_date})",

@@ -51,7 +51,7 @@ log = structlog.get_logger(__name__)
 
 WEBSITE_SOP, WEBSITE_INCIDENT_STEP = "pemeliharaan-website", "laporkan_ke_kasubbag"
 NETWORK_SOP = "gangguan-jaringan"
-WORKER = Actor(sub="system:worker", satker="", name="Alur worker")
+WORKER = Actor.worker()
 # Certificates and registrations change slowly: look at them a few times a day.
 CERTIFICATE_EVERY = timedelta(hours=6)
 DOMAIN_EVERY = timedelta(hours=24)
@@ -285,7 +285,7 @@ async def _open_incident(
     return await instances.start_instance(
         session,
         services,
-        Actor(sub=WORKER.sub, satker=monitor.satker_id, name=WORKER.name),
+        Actor.worker(monitor.satker_id),
         sop=sop,
         title=title,
         entry_point=entry,

@@ -27,7 +27,6 @@ from services.core.sipp.models import BackupCheckRecord, SippConfigRecord
 from services.core.sipp.verify import BackupVerdict, verify_backup
 
 SOP_CODE = "monitoring-sinkronisasi-backup-sipp"
-SYSTEM_WORKER = "system:worker"
 
 
 def daily_title(day: date) -> str:
@@ -182,7 +181,7 @@ async def open_daily_instance(
     return await start_instance(
         session,
         services,
-        Actor(sub=SYSTEM_WORKER, satker=satker_id, name="Alur worker"),
+        Actor.worker(satker_id),
         sop=SOP_CODE,
         title=daily_title(day),
         entry_point=None,

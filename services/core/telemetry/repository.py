@@ -18,7 +18,7 @@ from sqlmodel import col
 
 from services.core.audit.models import FindingRecord, OutboxRecord
 from services.core.engine.state import TaskStatus
-from services.core.instances.models import InstanceRecord, TaskRecord
+from services.core.instances.models import InstanceRecord, TaskRecord, past_due
 from services.core.monitors.models import MonitorCheckRecord, MonitorRecord
 from services.core.people.acting import UNSTAFFED
 from services.core.sipp.models import BackupCheckRecord
@@ -75,7 +75,7 @@ async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
         .order_by(col(InstanceRecord.sop_code), col(InstanceRecord.status))
     )
     is_open = col(TaskRecord.status) == TaskStatus.OPEN.value
-    overdue = sa.func.sum(sa.case((col(TaskRecord.due_at) < now, 1), else_=0))
+    overdue = sa.func.sum(sa.case((past_due(col(TaskRecord.due_at), now), 1), else_=0))
     tasks = await session.execute(
         sa.select(col(TaskRecord.sop_code), col(TaskRecord.lane), sa.func.count(), overdue)
         .where(is_open)
