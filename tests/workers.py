@@ -5,8 +5,8 @@ from __future__ import annotations
 from arq.connections import RedisSettings, create_pool
 from arq.worker import Worker
 
-from services.core.instances.jobs import QUEUE_NAME
 from services.core.settings import Settings
+from services.core.work import QUEUE_NAME
 from services.worker.settings import WorkerSettings
 
 

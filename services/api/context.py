@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 import structlog
 from arq.connections import ArqRedis
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.core.auth.keys import KeyRing
@@ -17,10 +17,11 @@ from services.core.auth.service import SignInContext
 from services.core.availability import Outages
 from services.core.engine.definition import Catalog
 from services.core.identity.tokens import TokenVerifier
-from services.core.instances.jobs import QueuedJob, enqueue_jobs
 from services.core.instances.service import Services
+from services.core.logging import current_request_id
 from services.core.people.acting import ActingRegistry
 from services.core.settings import Settings
+from services.core.work import UnitOfWork, unit
 
 log = structlog.get_logger(__name__)
 
@@ -47,12 +48,15 @@ class AppContext:
             auth=self.settings.auth, keys=self.keys, lockout=Lockout(self.redis, self.settings.auth)
         )
 
-    async def enqueue(self, jobs: Sequence[QueuedJob], *, request_id: str | None = None) -> None:
-        """Send jobs after commit. A failure loses nothing: the open task is durable in
-        the database and the worker's sweep enqueues it again."""
-        try:
-            await enqueue_jobs(self.queue, jobs, request_id=request_id)
-        except (RedisError, OSError) as exc:
-            log.warning("enqueue failed; the sweep will retry", error=str(exc), jobs=len(jobs))
-        else:
+    @asynccontextmanager
+    async def unit(self, *, read_only: bool = False) -> AsyncIterator[UnitOfWork]:
+        """A request's unit of work (`services.core.work.unit`): committed before the
+        answer, then its jobs queued with the request's id. A failure to queue is logged
+        and loses nothing (the worker's sweeps queue the work again)."""
+        async with unit(
+            self.sessions, self.queue, read_only=read_only, request_id=current_request_id()
+        ) as work:
+            yield work
+        self.outages.database.back()
+        if work.jobs and work.queue_error is None:
             self.outages.redis.back()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, field
 from typing import Annotated, Any, cast
 
 from fastapi import Depends, Request, Security
@@ -13,13 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.context import AppContext
 from services.api.openapi import answers
-from services.core.db import unit_of_work, utcnow
+from services.core.db import utcnow
 from services.core.engine.state import Actor
 from services.core.errors import AlurError
 from services.core.identity.tokens import Principal, TokenMissing
-from services.core.instances.jobs import QueuedJob
-from services.core.logging import current_request_id
 from services.core.satkers.service import Satker, SatkerNotFound
+from services.core.work import UnitOfWork
 
 
 async def get_context(request: Request) -> AppContext:
@@ -49,37 +47,21 @@ async def refuse_nul(request: Request) -> None:
 
 @answers(503)
 async def get_session(context: Context) -> AsyncIterator[AsyncSession]:
-    """A read-only request's transaction (see `unit_of_work`): on SQLite it reads beside
-    the writers, never waiting for them. Requests that write take `Work`."""
-    async with unit_of_work(context.sessions, read_only=True) as session:
-        yield session
-    context.outages.database.back()
+    """A read-only request's transaction (see `services.core.db.unit_of_work`): on
+    SQLite it reads beside the writers, never waiting for them. Requests that write take
+    `Work`."""
+    async with context.unit(read_only=True) as work:
+        yield work.session
 
 
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 
 
-@dataclass
-class UnitOfWork:
-    """The request's transaction plus the jobs to enqueue once it has committed, and
-    what else must wait for the commit (forgetting a cache the change made stale)."""
-
-    session: AsyncSession
-    jobs: list[QueuedJob] = field(default_factory=list)
-    after_commit: list[Callable[[], None]] = field(default_factory=list)
-
-
 @answers(503)
 async def get_unit_of_work(context: Context) -> AsyncIterator[UnitOfWork]:
-    async with unit_of_work(context.sessions) as session:
-        uow = UnitOfWork(session)
-        yield uow
-    context.outages.database.back()
-    # Committed (an exception would have skipped this): now the jobs may run.
-    for callback in uow.after_commit:
-        callback()
-    if uow.jobs:
-        await context.enqueue(uow.jobs, request_id=current_request_id())
+    """The request's unit of work (`AppContext.unit`): committed, then its jobs queued."""
+    async with context.unit() as work:
+        yield work
 
 
 # "function" scope: the commit happens before the response is sent, so a client never

@@ -6,6 +6,8 @@ import asyncio
 import os
 import socket
 import ssl
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -19,9 +21,12 @@ from services.core.availability import Outages
 from services.core.catalog.loader import load_catalog
 from services.core.db import create_engine, session_factory
 from services.core.instances.service import Services
+from services.core.logging import current_request_id
 from services.core.monitors.rdap import RdapBootstrap
 from services.core.monitors.service import MonitorOptions
 from services.core.settings import DEFAULT_RDAP_SERVERS, Settings, get_settings
+from services.core.work import UnitOfWork
+from services.core.work import unit as work_unit
 
 
 @dataclass
@@ -68,6 +73,17 @@ def monitor_options(settings: Settings) -> MonitorOptions:
 def of(ctx: dict[str, Any]) -> WorkerContext:
     """The typed context arq's `ctx` dict carries."""
     return cast(WorkerContext, ctx["alur"])
+
+
+@asynccontextmanager
+async def unit(ctx: dict[str, Any]) -> AsyncIterator[UnitOfWork]:
+    """A job's unit of work (`services.core.work.unit`): committed, then its jobs queued
+    with the id of the request that started the chain. A failure to queue raises: the
+    job is tried again, or the cron's next run does its work."""
+    async with work_unit(
+        of(ctx).sessions, ctx["redis"], request_id=current_request_id(), strict=True
+    ) as work:
+        yield work
 
 
 async def startup(ctx: dict[str, Any]) -> None:

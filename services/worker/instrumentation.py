@@ -43,8 +43,8 @@ def instrumented(job: Job, *, scheduled: bool = False) -> Job:
 
     @functools.wraps(job)
     async def run(ctx: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
-        # Correlation metadata travels as a job keyword (see `enqueue_jobs`); the job
-        # functions themselves never see it.
+        # Correlation metadata travels as a job keyword (see
+        # `services.core.work.queue_job`); the job functions themselves never see it.
         request_id = kwargs.pop(REQUEST_ID, None)
         context: dict[str, Any] = {
             "function": name,

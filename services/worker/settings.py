@@ -14,10 +14,10 @@ from arq import cron, func
 from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 
-from services.core.instances.jobs import QUEUE_NAME
 from services.core.logging import configure_logging
 from services.core.runtime import freeze_startup_heap
 from services.core.settings import get_settings
+from services.core.work import QUEUE_NAME
 from services.worker.context import shutdown, startup
 from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS
 from services.worker.hooks import process_inbound_message, resend_waiting_messages

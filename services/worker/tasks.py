@@ -10,15 +10,15 @@ from arq import Retry
 
 from services.core.automation.service import StepCannotRun, flag_step, run_step
 from services.core.availability import database_unavailable
-from services.core.db import unit_of_work, utcnow
+from services.core.db import utcnow
 from services.core.instances import queries
 from services.core.instances.deadlines import sweep_backlog
-from services.core.instances.jobs import QUEUE_NAME, QueuedJob, enqueue_jobs
-from services.core.logging import current_request_id
+from services.core.instances.jobs import QueuedJob
 from services.core.monitors import renewals
 from services.core.monitors import service as monitors
+from services.core.monitors.jobs import MonitorCheckJob
 from services.core.sipp import service as sipp
-from services.worker.context import of
+from services.worker.context import of, unit
 
 log = structlog.get_logger(__name__)
 
@@ -55,16 +55,16 @@ async def resend_stranded_steps(ctx: dict[str, Any]) -> int:
     """Enqueue again the automated steps whose job message was lost. The job id is the
     task's, so a step whose job is still queued or running is not doubled."""
     context = of(ctx)
-    async with unit_of_work(context.sessions) as session:
+    async with unit(ctx) as work:
         jobs = []
         for task, sop_version in await queries.stranded_automated_tasks(
-            session, opened_before=utcnow() - STRANDED_AFTER
+            work.session, opened_before=utcnow() - STRANDED_AFTER
         ):
-            definition = await context.services.definition(session, task.sop_code, sop_version)
+            definition = await context.services.definition(work.session, task.sop_code, sop_version)
             job = definition.step(task.step_id).job
             if job is not None:
                 jobs.append(QueuedJob(instance_id=task.instance_id, task_id=task.id, job=job))
-    await enqueue_jobs(ctx["redis"], jobs)
+        work.send(*jobs)
     return len(jobs)
 
 
@@ -77,9 +77,9 @@ async def run_automated_step(ctx: dict[str, Any], instance_id: str, task_id: str
     context = of(ctx)
     job_try = int(ctx.get("job_try", 1))
     try:
-        async with unit_of_work(context.sessions) as session:
+        async with unit(ctx) as work:
             applied = await run_step(
-                session,
+                work.session,
                 context.services,
                 context.handlers,
                 instance_id=instance_id,
@@ -87,16 +87,11 @@ async def run_automated_step(ctx: dict[str, Any], instance_id: str, task_id: str
                 job=job,
                 now=utcnow(),
             )
-        if applied is None:
-            return "nothing to do"
-        # The next step may be automated too: its job goes out once this one committed.
-        await enqueue_jobs(
-            ctx["redis"],
-            applied.queued_jobs(),
-            # A chain of automated steps keeps the id of the request that started it.
-            request_id=current_request_id(),
-        )
-        return "completed"
+            # The next step may be automated too: its job goes out once this one
+            # committed, with the id of the request that started the chain.
+            if applied is not None:
+                work.send(*applied.queued_jobs())
+        return "nothing to do" if applied is None else "completed"
     except StepCannotRun as exc:
         reason = str(exc)
     except Exception as exc:
@@ -106,9 +101,9 @@ async def run_automated_step(ctx: dict[str, Any], instance_id: str, task_id: str
             log.warning("automated step failed; retrying", job=job, task=task_id, error=str(exc))
             raise Retry(defer=backoff_seconds(job_try)) from exc
         reason = f"{job} failed {job_try} times; last error: {type(exc).__name__}: {exc}"
-    async with unit_of_work(context.sessions) as session:
+    async with unit(ctx) as work:
         await flag_step(
-            session,
+            work.session,
             context.services,
             instance_id=instance_id,
             task_id=task_id,
@@ -123,34 +118,25 @@ async def daily_backup_checks(ctx: dict[str, Any]) -> int:
     """Open today's SOP 10 instance for every satker with a SIPP check configuration,
     on its working days; its automated steps do the checking."""
     context = of(ctx)
-    async with unit_of_work(context.sessions) as session:
-        opened = await sipp.open_daily_instances(session, context.services, utcnow())
-    jobs = [job for applied in opened for job in applied.queued_jobs()]
-    await enqueue_jobs(ctx["redis"], jobs)
+    async with unit(ctx) as work:
+        opened = await sipp.open_daily_instances(work.session, context.services, utcnow())
+        work.send(*(job for applied in opened for job in applied.queued_jobs()))
     return len(opened)
 
 
 async def schedule_monitors(ctx: dict[str, Any]) -> int:
     """Dispatch every monitor check that is due, one job per monitor and slot."""
-    context = of(ctx)
-    async with unit_of_work(context.sessions) as session:
-        due = await monitors.due_monitors(session, utcnow())
-    for monitor_id, slot in due:
-        await ctx["redis"].enqueue_job(
-            "check_monitor",
-            monitor_id,
-            slot.isoformat(),
-            _job_id=f"monitor:{monitor_id}:{slot.timestamp():.0f}",
-            _queue_name=QUEUE_NAME,
-        )
+    async with unit(ctx) as work:
+        due = await monitors.due_monitors(work.session, utcnow())
+        work.send(*(MonitorCheckJob(monitor_id, slot) for monitor_id, slot in due))
     return len(due)
 
 
 async def check_monitor(ctx: dict[str, Any], monitor_id: str, scheduled_at: str) -> str:
     context = of(ctx)
-    async with unit_of_work(context.sessions) as session:
+    async with unit(ctx) as work:
         check = await monitors.run_check(
-            session,
+            work.session,
             context.services,
             context.http,
             context.monitor_options,
@@ -163,6 +149,6 @@ async def check_monitor(ctx: dict[str, Any], monitor_id: str, scheduled_at: str)
 
 async def remind_renewals(ctx: dict[str, Any]) -> int:
     context = of(ctx)
-    async with unit_of_work(context.sessions) as session:
-        started = await renewals.remind_due(session, context.services, utcnow())
+    async with unit(ctx) as work:
+        started = await renewals.remind_due(work.session, context.services, utcnow())
     return len(started)

@@ -17,10 +17,9 @@ import structlog
 from arq import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
-from services.core.db import unit_of_work, utcnow
+from services.core.db import utcnow
 from services.core.webhooks import delivery, pump, relay
-from services.core.webhooks.jobs import enqueue_deliveries
-from services.worker.context import of
+from services.worker.context import of, unit
 
 log = structlog.get_logger(__name__)
 
@@ -43,8 +42,8 @@ async def relay_outbox(ctx: dict[str, Any]) -> int:
     async with context.relaying:
         deadline = time.monotonic() + RELAY_RUN_SECONDS
         while True:
-            async with unit_of_work(context.sessions) as session:
-                report = await relay.relay_batch(session, utcnow())
+            async with unit(ctx) as work:
+                report = await relay.relay_batch(work.session, utcnow())
             published += report.published
             if report.deliveries:
                 context.deliveries_waiting.set()  # committed: the pump may claim them
@@ -80,18 +79,18 @@ async def sweep_webhook_deliveries(ctx: dict[str, Any]) -> int:
     due for `SWEEP_GRACE` (read from their own index, whatever the backlog of first
     attempts). The deterministic job ids keep an attempt already queued from doubling;
     a pump and a job asking for the same attempt cannot both make it."""
-    context = of(ctx)
-    async with unit_of_work(context.sessions) as session:
-        jobs = await relay.due_jobs(session, utcnow() - SWEEP_GRACE, retries_only=True)
-    return await enqueue_deliveries(ctx["redis"], jobs)
+    async with unit(ctx) as work:
+        jobs = await relay.due_jobs(work.session, utcnow() - SWEEP_GRACE, retries_only=True)
+        work.send(*jobs)
+    return work.queued
 
 
 async def deliver_webhook(ctx: dict[str, Any], delivery_id: int, attempt: int) -> str:
     context = of(ctx)
     settings = context.settings.webhooks
     try:
-        async with unit_of_work(context.sessions) as session:
-            claimed = await delivery.claim(session, delivery_id, attempt, settings, utcnow())
+        async with unit(ctx) as work:
+            claimed = await delivery.claim(work.session, delivery_id, attempt, settings, utcnow())
     except (SQLAlchemyError, OSError) as exc:
         # Nothing was sent or counted: the same job may simply run again.
         log.warning("delivery not claimed; retrying", delivery=delivery_id, error=str(exc))
@@ -99,8 +98,8 @@ async def deliver_webhook(ctx: dict[str, Any], delivery_id: int, attempt: int) -
     if claimed is None:
         return "skipped"
     outcome = await delivery.send(context.webhooks_http, claimed, settings)
-    async with unit_of_work(context.sessions) as session:
-        state = await delivery.record(session, claimed, outcome, settings, utcnow())
+    async with unit(ctx) as work:
+        state = await delivery.record(work.session, claimed, outcome, settings, utcnow())
     log.info(
         "webhook delivery attempt",
         delivery=delivery_id,

@@ -23,7 +23,6 @@ from arq.constants import job_key_prefix
 from arq.jobs import Job, serialize_job
 from redis.asyncio import Redis
 
-from services.core.instances.jobs import QUEUE_NAME
 from services.core.settings import (
     PROJECT_ROOT,
     DatabaseSettings,
@@ -37,6 +36,7 @@ from services.core.telemetry.worker_stats import (
     queue_depth,
     read_job_stats,
 )
+from services.core.work import QUEUE_NAME
 from tests.conftest import TEST_JWT_SECRET, serving
 from tests.servers import PostgresServer, RedisServer
 

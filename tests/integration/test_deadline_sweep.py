@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
 from services.core.instances.deadlines import SweepRaced, sweep, sweep_backlog
-from services.core.instances.jobs import QUEUE_NAME
 from services.core.instances.service import Services
 from services.core.settings import Settings
+from services.core.work import QUEUE_NAME
 from services.worker.settings import WorkerSettings
 from tests.conftest import TokenFactory
 

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.automation.handlers import default_handlers
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
-from services.core.instances.jobs import QUEUE_NAME, QueuedJob, enqueue_jobs
+from services.core.instances.jobs import QueuedJob
 from services.core.instances.service import Services
 from services.core.settings import Settings
 from services.core.sipp import service as sipp
+from services.core.work import QUEUE_NAME
 from services.worker import context as worker_context
 from services.worker import tasks as worker_tasks
 from tests.conftest import TokenFactory
@@ -62,14 +63,10 @@ async def _run_day(engine: AsyncEngine, settings: Settings) -> list[str]:
         RedisSettings.from_dsn(settings.redis.url), default_queue_name=QUEUE_NAME
     )
     try:
-        await enqueue_jobs(
-            pool,
-            [
-                QueuedJob(instance_id=a.view.record.id, task_id=job.task_id, job=job.job)
-                for a in opened
-                for job in a.jobs
-            ],
-        )
+        for a in opened:
+            for job in a.jobs:
+                queued = QueuedJob(instance_id=a.view.record.id, task_id=job.task_id, job=job.job)
+                await queued.send(pool)
     finally:
         await pool.aclose()
     await run_burst(settings)

@@ -27,13 +27,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from services.core.audit import service as audit
 from services.core.audit.models import OutboxRecord
 from services.core.db import create_engine, session_factory, unit_of_work, utcnow
-from services.core.instances.jobs import QUEUE_NAME
 from services.core.instances.models import InstanceRecord
 from services.core.secrets import unseal
 from services.core.settings import Settings, WebhookSettings
 from services.core.webhooks import delivery, pump, relay
 from services.core.webhooks.catalogue import BY_TYPE
 from services.core.webhooks.models import WebhookDeliveryRecord, WebhookSubscriptionRecord
+from services.core.work import QUEUE_NAME
 from services.worker.context import of, shutdown, startup
 from services.worker.webhooks import (
     deliver_webhook,

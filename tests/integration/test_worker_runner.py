@@ -10,7 +10,7 @@ from arq.connections import RedisSettings as ArqRedisSettings
 from arq.connections import create_pool
 from arq.worker import func
 
-from services.core.instances.jobs import QUEUE_NAME
+from services.core.work import QUEUE_NAME
 from services.worker.runner import AlurWorker
 from tests.servers import RedisServer
 

@@ -19,7 +19,7 @@ from services.api.deps import Context
 from services.api.problems import problem_responses
 from services.core.auth import service as auth
 from services.core.auth.service import Tokens
-from services.core.db import unit_of_work, utcnow
+from services.core.db import utcnow
 
 router = APIRouter(tags=["sign-in"])
 
@@ -67,9 +67,9 @@ async def token(
     response: Response,
     context: Context,
 ) -> TokenAnswer:
-    async with unit_of_work(context.sessions) as session:
+    async with context.unit() as work:
         tokens = await auth.sign_in(
-            session,
+            work.session,
             context.sign_in,
             username=form.username,
             password=form.password,
@@ -96,9 +96,13 @@ async def refresh(
     context: Context,
 ) -> TokenAnswer:
     # The transaction is committed before a refusal is answered: a reuse revokes.
-    async with unit_of_work(context.sessions) as session:
+    async with context.unit() as work:
         outcome = await auth.refresh_tokens(
-            session, context.sign_in, form.refresh_token, address=_address(request), now=utcnow()
+            work.session,
+            context.sign_in,
+            form.refresh_token,
+            address=_address(request),
+            now=utcnow(),
         )
     if not isinstance(outcome, Tokens):
         raise auth.InvalidGrant(f"The refresh token is {outcome.reason}: sign in again")
@@ -115,8 +119,8 @@ async def refresh(
     responses=problem_responses(422),
 )
 async def logout(form: Annotated[LogoutForm, Form()], request: Request, context: Context) -> None:
-    async with unit_of_work(context.sessions) as session:
-        await auth.logout(session, form.refresh_token, address=_address(request), now=utcnow())
+    async with context.unit() as work:
+        await auth.logout(work.session, form.refresh_token, address=_address(request), now=utcnow())
 
 
 @router.get(

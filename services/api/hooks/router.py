@@ -7,7 +7,6 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
-from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import Admin, Context, Session, Work
@@ -21,14 +20,13 @@ from services.api.hooks.schemas import (
     HookSourcePublic,
 )
 from services.api.problems import problem_responses
-from services.core.db import unit_of_work, utcnow
+from services.core.db import utcnow
 from services.core.engine.state import Actor
 from services.core.hooks import service as hooks
-from services.core.hooks.jobs import enqueue_messages
+from services.core.hooks.jobs import InboundMessageJob
 from services.core.hooks.models import HookSourceRecord
 from services.core.hooks.processing import CorrelationNotice, SippUpgradeNotice
 from services.core.hooks.service import MessageStatus
-from services.core.logging import current_request_id
 
 log = structlog.get_logger(__name__)
 
@@ -80,17 +78,12 @@ async def receive(
     # The raw bytes are what was signed; the headers are read from `request` (declared
     # above only so OpenAPI shows them, and so their absence is the signature's problem).
     body = await request.body()
-    async with unit_of_work(context.sessions) as session:
-        receipt = await hooks.receive(session, source, request.headers, body, utcnow())
-    # Committed: the worker may now read the message. A lost enqueue is not lost work,
-    # the resend cron picks up any message left `received`.
-    if receipt.status == MessageStatus.RECEIVED:
-        try:
-            await enqueue_messages(
-                context.queue, [receipt.message_id], request_id=current_request_id()
-            )
-        except (RedisError, OSError) as exc:
-            log.warning("enqueue failed; the resend cron will retry", error=str(exc))
+    async with context.unit() as work:
+        receipt = await hooks.receive(work.session, source, request.headers, body, utcnow())
+        # Queued once committed, when the worker can read the message. A lost one is not
+        # lost work: the resend cron picks up any message left `received`.
+        if receipt.status == MessageStatus.RECEIVED:
+            work.send(InboundMessageJob(receipt.message_id))
     if receipt.duplicate:
         return JSONResponse({"id": receipt.message_id, "status": "duplicate"}, status_code=200)
     return JSONResponse({"id": receipt.message_id, "status": receipt.status}, status_code=202)

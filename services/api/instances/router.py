@@ -25,7 +25,7 @@ from services.api.instances.schemas import (
     instance_public,
 )
 from services.api.problems import problem_responses
-from services.core.db import statements_stand_alone, unit_of_work, utcnow
+from services.core.db import statements_stand_alone, utcnow
 from services.core.engine.definition import StepKind
 from services.core.engine.errors import TaskNotFound
 from services.core.engine.machine import open_task_of_step
@@ -41,7 +41,6 @@ from services.core.errors import AlurError
 from services.core.instances import queries
 from services.core.instances import service as instances
 from services.core.instances.service import Applied, InstanceView
-from services.core.logging import current_request_id
 from services.core.validation import Instant
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
@@ -78,7 +77,7 @@ def parse_if_match(value: str | None) -> int | None:
 def _respond(
     context: Context, work: Work, applied: Applied, response: Response, now: datetime
 ) -> InstancePublic:
-    work.jobs += applied.queued_jobs()
+    work.send(*applied.queued_jobs())
     response.headers["ETag"] = etag(applied.view.state.version)
     return instance_public(applied.view, context.services.roles, now)
 
@@ -92,16 +91,15 @@ async def _command(
 ) -> Response:
     """Apply one command to the instance and answer its new state (with the ETag).
 
-    The command has a unit of work of its own, committed before the answer; its jobs
-    are queued once it has committed (what the `Work` dependency does, without a
-    generator dependency's cost on the busiest endpoints). The answer is the
-    `InstancePublic` JSON, written directly."""
+    The request's unit of work, as the `Work` dependency gives it, without a generator
+    dependency's cost on the busiest endpoints. The answer is the `InstancePublic` JSON,
+    written directly."""
     now = utcnow()
-    async with unit_of_work(context.sessions) as session:
+    async with context.unit() as work:
         # Applying a command writes one statement: no transaction block needed around it.
-        statements_stand_alone(session)
+        statements_stand_alone(work.session)
         applied = await instances.apply(
-            session,
+            work.session,
             context.services,
             actor,
             instance_id,
@@ -109,9 +107,7 @@ async def _command(
             if_match=parse_if_match(if_match),
             now=now,
         )
-    jobs = applied.queued_jobs()
-    if jobs:
-        await context.enqueue(jobs, request_id=current_request_id())
+        work.send(*applied.queued_jobs())
     return Response(
         instance_json(applied.view, context.services.roles, now),
         media_type="application/json",

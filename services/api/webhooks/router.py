@@ -10,10 +10,8 @@ from datetime import timedelta
 from typing import Annotated
 
 import structlog
-from fastapi import APIRouter, BackgroundTasks, Query, Response, status
-from redis.exceptions import RedisError
+from fastapi import APIRouter, Query, Response, status
 
-from services.api.context import AppContext
 from services.api.deps import Admin, Context, CurrentActor, Session, Work
 from services.api.problems import problem_responses
 from services.api.webhooks.schemas import (
@@ -35,7 +33,6 @@ from services.core.db import utcnow
 from services.core.validation import DbBigInt
 from services.core.webhooks import repository, service
 from services.core.webhooks.catalogue import EVENT_TYPES
-from services.core.webhooks.jobs import DeliveryJob, enqueue_deliveries
 from services.core.webhooks.models import WebhookAttemptRecord, WebhookDeliveryRecord
 
 log = structlog.get_logger(__name__)
@@ -246,15 +243,6 @@ async def get_delivery(
     return _public(found[0], attempts.get(delivery_id, []))
 
 
-async def _enqueue(context: AppContext, job: DeliveryJob) -> None:
-    # After the response, so after the commit. A failure loses nothing: the delivery is
-    # due in the database and the worker's sweep queues it.
-    try:
-        await enqueue_deliveries(context.queue, [job])
-    except (RedisError, OSError) as exc:
-        log.warning("redelivery not queued; the sweep will", error=str(exc), job=job.job_id)
-
-
 @router.post(
     "/v1/webhook-deliveries/{delivery_id}/redeliver",
     status_code=status.HTTP_202_ACCEPTED,
@@ -266,11 +254,11 @@ async def _enqueue(context: AppContext, job: DeliveryJob) -> None:
 async def redeliver(
     delivery_id: DbBigInt,
     actor: Admin,
-    context: Context,
     work: Work,
-    background: BackgroundTasks,
 ) -> DeliveryPublic:
     delivery, job = await service.redeliver(work.session, actor.satker, delivery_id, now=utcnow())
-    background.add_task(_enqueue, context, job)
+    # Queued once committed. A lost one is not lost work: the delivery is due in the
+    # database and the worker's sweep queues it.
+    work.send(job)
     attempts = await repository.attempts_of(work.session, [delivery_id])
     return _public(delivery, attempts.get(delivery_id, []))

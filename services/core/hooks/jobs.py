@@ -1,13 +1,12 @@
-"""The job that processes a stored inbound message, sent to the arq queue after commit."""
+"""The job that processes a stored inbound message, queued after commit."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
-from services.core.instances.jobs import QUEUE_NAME
+from services.core.work import queue_job
 
 PROCESS_INBOUND_MESSAGE = "process_inbound_message"
 
@@ -17,16 +16,19 @@ def job_id(message_id: str) -> str:
     return f"inbound:{message_id}"
 
 
-async def enqueue_messages(
-    queue: ArqRedis, message_ids: Iterable[str], *, request_id: str | None = None
-) -> None:
-    """`request_id`: the request that stored the messages, for the job's log lines."""
-    correlation: dict[str, Any] = {} if request_id is None else {"request_id": request_id}
-    for message_id in message_ids:
-        await queue.enqueue_job(
+@dataclass(frozen=True)
+class InboundMessageJob:
+    message_id: str
+
+    @property
+    def job_id(self) -> str:
+        return job_id(self.message_id)
+
+    async def send(self, queue: ArqRedis, *, request_id: str | None = None) -> bool:
+        return await queue_job(
+            queue,
             PROCESS_INBOUND_MESSAGE,
-            message_id,
-            _job_id=job_id(message_id),
-            _queue_name=QUEUE_NAME,
-            **correlation,
+            self.message_id,
+            job_id=self.job_id,
+            request_id=request_id,
         )

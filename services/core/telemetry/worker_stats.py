@@ -18,7 +18,7 @@ from typing import cast
 
 from redis.asyncio import Redis
 
-from services.core.instances.jobs import QUEUE_NAME
+from services.core.work import QUEUE_NAME
 
 HEARTBEAT_KEY = "alur:worker:heartbeat"
 JOB_METRICS_KEY = "alur:metrics:jobs"

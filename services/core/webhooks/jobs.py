@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from arq.connections import ArqRedis
 
-from services.core.instances.jobs import QUEUE_NAME
+from services.core.work import queue_job
 
 DELIVER_WEBHOOK = "deliver_webhook"
 
@@ -23,17 +22,12 @@ class DeliveryJob:
         # attempt queue it once (arq refuses a job id that is queued or running).
         return f"delivery:{self.delivery_id}:{self.attempt}"
 
-
-async def enqueue_deliveries(queue: ArqRedis, jobs: Sequence[DeliveryJob]) -> int:
-    """Queue the attempts; returns how many were new to the queue."""
-    queued = 0
-    for job in jobs:
-        if await queue.enqueue_job(
+    async def send(self, queue: ArqRedis, *, request_id: str | None = None) -> bool:
+        return await queue_job(
+            queue,
             DELIVER_WEBHOOK,
-            job.delivery_id,
-            job.attempt,
-            _job_id=job.job_id,
-            _queue_name=QUEUE_NAME,
-        ):
-            queued += 1
-    return queued
+            self.delivery_id,
+            self.attempt,
+            job_id=self.job_id,
+            request_id=request_id,
+        )
