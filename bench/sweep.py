@@ -5,7 +5,7 @@ Target (issue): with 1,000,000 open tasks and 10,000 due, the sweep that handles
 
 What is measured
 ----------------
-`services.core.instances.deadlines.sweep_backlog` itself, as the worker's `deadline_sweep`
+`services.worker.sweep.sweep_backlog` itself, as the worker's `deadline_sweep`
 job calls it (batches of `--limit`, each its own committed transaction, `--parallel` loops
 at once on PostgreSQL), with a `Services(roles=...)` built from the catalog and the startup heap
 frozen as `alur worker` does (`services.core.runtime.freeze_startup_heap`):
@@ -96,10 +96,11 @@ from services.core.catalog.loader import load_catalog
 from services.core.catalog.service import sync_catalog
 from services.core.db import create_engine, session_factory, unit_of_work
 from services.core.engine.definition import SopDefinition
-from services.core.instances import deadlines, repository
+from services.core.instances import repository
 from services.core.instances.service import Services
 from services.core.runtime import freeze_startup_heap
 from services.core.settings import get_settings
+from services.worker.sweep import sweep_backlog
 
 ROOT = Path(__file__).resolve().parents[1]
 SOP, SOP_VERSION, SATKER = "wifi-internet", 1, "pn-tais"
@@ -319,10 +320,11 @@ async def one_sweep(engine: AsyncEngine, services: Services, limit: int, paralle
     cpu0, machine0 = _cpu(), _machine_ticks()
     started = time.perf_counter()
     with phases.installed():
-        report = await deadlines.sweep_backlog(
+        report = await sweep_backlog(
             sessions,
             services,
             datetime.now(UTC),
+            multiples=get_settings().worker.escalation_multiples,
             limit=limit,
             budget_seconds=float("inf"),
             parallel=parallel,

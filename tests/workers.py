@@ -7,7 +7,7 @@ from arq.worker import Worker
 
 from services.core.settings import Settings
 from services.core.work import QUEUE_NAME
-from services.worker.settings import WorkerSettings
+from services.worker.settings import ArqSettings
 
 
 async def run_burst(settings: Settings) -> None:
@@ -18,16 +18,16 @@ async def run_burst(settings: Settings) -> None:
     )
     try:
         worker = Worker(
-            functions=WorkerSettings.functions,
+            functions=ArqSettings.functions,
             redis_pool=pool,
             queue_name=QUEUE_NAME,
             burst=True,
-            on_startup=WorkerSettings.on_startup,
+            on_startup=ArqSettings.on_startup,
             poll_delay=0.05,
             handle_signals=False,
         )
         await worker.main()
         # Not worker.close(): it closes the pool with a call redis deprecates.
-        await WorkerSettings.on_shutdown(worker.ctx)
+        await ArqSettings.on_shutdown(worker.ctx)
     finally:
         await pool.aclose()

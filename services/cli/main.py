@@ -125,12 +125,12 @@ def worker(
 
     from services.core.logging import configure_logging
     from services.worker.runner import AlurWorker
-    from services.worker.settings import WorkerSettings, on_process_startup
+    from services.worker.settings import ArqSettings, on_process_startup
 
     # Before the first connection: waiting for Redis is already worth a log line.
     configure_logging(settings.log)
     options: dict[str, Any] = {
-        **get_kwargs(WorkerSettings),  # type: ignore[arg-type]
+        **get_kwargs(ArqSettings),  # type: ignore[arg-type]
         "burst": burst,
         "on_startup": on_process_startup,
     }

@@ -58,7 +58,7 @@ async def on_process_startup(ctx: dict[str, Any]) -> None:
     freeze_startup_heap()
 
 
-class WorkerSettings:
+class ArqSettings:
     # Instrumented: counted by name and outcome, logged with the job's (and request's) id.
     functions: ClassVar[list[Any]] = [
         *(instrumented(f) for f in (run_automated_step, check_monitor)),

@@ -12,13 +12,13 @@ from services.core.automation.service import StepCannotRun, flag_step, run_step
 from services.core.availability import database_unavailable
 from services.core.db import utcnow
 from services.core.instances import queries
-from services.core.instances.deadlines import sweep_backlog
 from services.core.instances.jobs import QueuedJob
 from services.core.monitors import renewals
 from services.core.monitors import service as monitors
 from services.core.monitors.jobs import MonitorCheckJob
 from services.core.sipp import service as sipp
 from services.worker.context import of, unit
+from services.worker.sweep import sweep_backlog
 
 log = structlog.get_logger(__name__)
 

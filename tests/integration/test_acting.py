@@ -24,9 +24,12 @@ from services.core.instances.service import Services
 from services.core.people import acting
 from services.core.people.models import PersonRecord
 from services.core.satkers.service import load_directory
-from services.core.settings import Settings
+from services.core.settings import Settings, WorkerSettings
 from tests.conftest import TokenFactory
 from tests.people import add_person, bearer, sign_in, unique
+
+# The escalation levels of the default settings.
+MULTIPLES = WorkerSettings().escalation_multiples
 
 CONTENT = "konten-website"  # author -> admin_website decision -> kasubbag_ptip -> ...
 KASUBBAG_STEP = "sampaikan_konsep"
@@ -355,7 +358,9 @@ async def test_escalation_reaches_holders_and_acting_holders_and_reports_nobody(
     # 15 working minutes: due at 15, level 2 at 30, level 3 at 45 - all past at 90.
     services = Services(roles=_roles(settings))
     async with unit_of_work(sessions) as session:
-        report = await sweep(session, services, STARTED + timedelta(minutes=90))
+        report = await sweep(
+            session, services, STARTED + timedelta(minutes=90), multiples=MULTIPLES
+        )
     assert report.unstaffed >= 1
 
     escalations = {

@@ -17,12 +17,18 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
-from services.core.instances.deadlines import SweepRaced, sweep, sweep_backlog
+from services.core.instances.deadlines import SweepRaced, sweep
 from services.core.instances.service import Services
-from services.core.settings import Settings
+from services.core.settings import Settings, WorkerSettings
 from services.core.work import QUEUE_NAME
-from services.worker.settings import WorkerSettings
+from services.worker.settings import ArqSettings
+from services.worker.sweep import sweep_backlog
 from tests.conftest import TokenFactory
+
+# The escalation levels of the default settings.
+MULTIPLES = WorkerSettings().escalation_multiples
+# The worker's sweep job, without its time budget.
+NO_BUDGET = float("inf")
 
 pytestmark = pytest.mark.both_paths
 
@@ -75,7 +81,7 @@ async def _notices(engine: AsyncEngine, instance_id: str) -> list[tuple[str, Any
 
 async def _sweep_at(engine: AsyncEngine, services: Services, now: datetime) -> int:
     async with unit_of_work(session_factory(engine)) as session:
-        return (await sweep(session, services, now)).events
+        return (await sweep(session, services, now, multiples=MULTIPLES)).events
 
 
 async def test_backdated_instance_escalates_level_by_level_once(
@@ -134,7 +140,15 @@ async def test_a_backlog_is_worked_off_in_batches_each_notice_once(
     # taking different rows) go on until a batch comes back not full.
     ids = [await _backdated_wifi(client, auth_headers) for _ in range(7)]
     now = STARTED + timedelta(minutes=31)
-    report = await sweep_backlog(session_factory(engine), services, now, limit=2, parallel=parallel)
+    report = await sweep_backlog(
+        session_factory(engine),
+        services,
+        now,
+        limit=2,
+        parallel=parallel,
+        multiples=MULTIPLES,
+        budget_seconds=NO_BUDGET,
+    )
     assert report.batches >= 4
     assert report.raced == 0
     assert report.tasks >= len(ids)
@@ -144,7 +158,15 @@ async def test_a_backlog_is_worked_off_in_batches_each_notice_once(
             ("task.escalated", "staf_ti"),
             ("task.escalated", "kasubbag_ptip"),
         ]
-    again = await sweep_backlog(session_factory(engine), services, now, limit=2, parallel=parallel)
+    again = await sweep_backlog(
+        session_factory(engine),
+        services,
+        now,
+        limit=2,
+        parallel=parallel,
+        multiples=MULTIPLES,
+        budget_seconds=NO_BUDGET,
+    )
     assert again.events == 0
 
 
@@ -191,12 +213,12 @@ async def test_a_real_worker_runs_the_sweep(
             await pool.enqueue_job("deadline_sweep", _job_id=f"test-sweep-once-{instance_id}")
         workers = [
             Worker(
-                functions=[*WorkerSettings.functions, _sweep_function()],
+                functions=[*ArqSettings.functions, _sweep_function()],
                 redis_pool=pool,
                 queue_name=QUEUE_NAME,
                 burst=True,
-                on_startup=WorkerSettings.on_startup,
-                on_shutdown=WorkerSettings.on_shutdown,
+                on_startup=ArqSettings.on_startup,
+                on_shutdown=ArqSettings.on_shutdown,
                 poll_delay=0.05,
                 handle_signals=False,
             )
@@ -205,7 +227,7 @@ async def test_a_real_worker_runs_the_sweep(
         await asyncio.gather(*(worker.main() for worker in workers))
         for worker in workers:
             # Not worker.close(): it closes our pool with a call redis deprecates.
-            await WorkerSettings.on_shutdown(worker.ctx)
+            await ArqSettings.on_shutdown(worker.ctx)
     finally:
         await pool.aclose()
     counts = Counter(await _notices(engine, instance_id))

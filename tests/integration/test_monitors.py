@@ -388,7 +388,7 @@ async def test_a_real_worker_runs_due_checks(
     from arq.worker import Worker
 
     from services.core.work import QUEUE_NAME
-    from services.worker.settings import WorkerSettings
+    from services.worker.settings import ArqSettings
     from services.worker.tasks import schedule_monitors
 
     _, url = site
@@ -399,7 +399,7 @@ async def test_a_real_worker_runs_due_checks(
     )
     try:
         worker = Worker(
-            functions=WorkerSettings.functions,
+            functions=ArqSettings.functions,
             redis_pool=pool,
             queue_name=QUEUE_NAME,
             burst=True,
@@ -407,10 +407,10 @@ async def test_a_real_worker_runs_due_checks(
             handle_signals=False,
         )
         worker.ctx["redis"] = pool
-        await WorkerSettings.on_startup(worker.ctx)
+        await ArqSettings.on_startup(worker.ctx)
         assert await schedule_monitors(worker.ctx) >= 1
         await worker.main()
-        await WorkerSettings.on_shutdown(worker.ctx)
+        await ArqSettings.on_shutdown(worker.ctx)
     finally:
         await pool.aclose()
     checks = await client.get(

@@ -30,7 +30,10 @@ from services.core.instances import service as instances
 from services.core.instances.deadlines import sweep
 from services.core.instances.repository import INSTANCES, TASKS
 from services.core.instances.service import InstanceView, Services
-from services.core.settings import Settings
+from services.core.settings import Settings, WorkerSettings
+
+# The escalation levels of the default settings.
+MULTIPLES = WorkerSettings().escalation_multiples
 
 EVENTS: sa.Table = AuditEventRecord.__table__  # type: ignore[attr-defined]
 OUTBOX: sa.Table = OutboxRecord.__table__  # type: ignore[attr-defined]
@@ -122,7 +125,9 @@ async def _run_commands(
             wifi = await start("wifi-internet", started_at=(T0 - timedelta(days=2)).astimezone(WIB))
             cancelled = await start("wifi-internet")
             await command(cancelled, 5, lambda _s, a, _: Cancel(actor=a, reason="Salah input"))
-            swept = await sweep(session, services, T0 + timedelta(days=3), limit=100_000)
+            swept = await sweep(
+                session, services, T0 + timedelta(days=3), multiples=MULTIPLES, limit=100_000
+            )
             assert swept.events > 0
             await command(article, 80, complete("buat_konsep", note="versi 2"))
 

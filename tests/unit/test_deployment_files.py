@@ -9,7 +9,7 @@ from typing import Any
 
 from ruamel.yaml import YAML
 
-from services.worker.settings import WorkerSettings
+from services.worker.settings import ArqSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 # The services that run until stopped (the migration is a one-shot job).
@@ -85,10 +85,10 @@ def test_the_worker_has_a_healthcheck_and_time_to_finish_its_jobs() -> None:
     worker = _services()["worker"]
     assert worker["healthcheck"]["test"] == ["CMD", "alur", "worker", "--check"]
     # SIGTERM lets running jobs finish (up to job_timeout); compose must not kill sooner.
-    assert WorkerSettings.job_completion_wait >= WorkerSettings.job_timeout
+    assert ArqSettings.job_completion_wait >= ArqSettings.job_timeout
     grace = re.fullmatch(r"(\d+)s", worker["stop_grace_period"])
     assert grace is not None
-    assert int(grace[1]) > WorkerSettings.job_completion_wait
+    assert int(grace[1]) > ArqSettings.job_completion_wait
 
 
 def test_replicas_do_not_compete_for_one_host_port() -> None:

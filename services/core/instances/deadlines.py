@@ -10,20 +10,17 @@ audit event with its outbox row, through the same engine as every other change.
 
 from __future__ import annotations
 
-import asyncio
-import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import overload
 
 import structlog
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.audit import service as audit
 from services.core.audit.service import NewEvent
-from services.core.db import unit_of_work
 from services.core.engine.calendar import WorkingCalendar
 from services.core.engine.definition import TimeStandard
 from services.core.engine.durations import Duration
@@ -37,13 +34,9 @@ from services.core.satkers.service import SatkerDirectory
 
 log = structlog.get_logger(__name__)
 
-DEFAULT_MULTIPLES = (1, 2, 3)
-
-
-# Batches worked at once on PostgreSQL: while some wait for the database, another runs
-# the engine (rows are locked SKIP LOCKED, so they take different instances). Three kept
-# both cores of a 2-core machine busier than two (bench/sweep.py).
-PARALLEL_BATCHES = 3
+# Tasks (and instances) one sweep batch takes at most: the instance rows it locks stay
+# locked for one batch only.
+BATCH_SIZE = 1000
 
 
 class SweepRaced(RuntimeError):
@@ -60,58 +53,6 @@ class SweepReport:
     more: bool = False
     # Escalations that reached nobody (reported as `role.unstaffed`).
     unstaffed: int = 0
-
-
-@dataclass
-class BacklogReport:
-    batches: int = 0
-    tasks: int = 0
-    instances: int = 0
-    events: int = 0
-    raced: int = 0
-    event_types: Counter[str] = field(default_factory=Counter)
-
-
-async def sweep_backlog(
-    sessions: async_sessionmaker[AsyncSession],
-    services: Services,
-    now: datetime,
-    *,
-    multiples: Sequence[int] = DEFAULT_MULTIPLES,
-    limit: int = 1000,
-    budget_seconds: float = 45.0,
-    parallel: int = PARALLEL_BATCHES,
-) -> BacklogReport:
-    """Work off everything due at `now`: batches of `limit`, each its own transaction (no
-    instance stays locked for long), until a batch comes back not full or
-    `budget_seconds` have passed (the rest is left to the next run). On PostgreSQL
-    `parallel` loops run at once; SQLite has one writer, so one loop. A batch that
-    raced a transition ends its loop; its rows are swept on the next run."""
-    report = BacklogReport()
-    started = time.monotonic()
-    bind = sessions.kw.get("bind")
-    if bind is None or bind.dialect.name != "postgresql":
-        parallel = 1
-
-    async def work() -> None:
-        while time.monotonic() - started < budget_seconds:
-            try:
-                async with unit_of_work(sessions) as session:
-                    batch = await sweep(session, services, now, multiples=multiples, limit=limit)
-            except SweepRaced as exc:
-                log.info("sweep batch raced a transition; retried next run", reason=str(exc))
-                report.raced += 1
-                return
-            report.batches += 1
-            report.tasks += batch.tasks
-            report.instances += batch.instances
-            report.events += batch.events
-            report.event_types.update(batch.event_types)
-            if not batch.more:
-                return
-
-    await asyncio.gather(*(work() for _ in range(parallel)))
-    return report
 
 
 class Thresholds(Sequence[datetime]):
@@ -172,8 +113,8 @@ async def sweep(
     services: Services,
     now: datetime,
     *,
-    multiples: Sequence[int] = DEFAULT_MULTIPLES,
-    limit: int = 1000,
+    multiples: Sequence[int],
+    limit: int = BATCH_SIZE,
 ) -> SweepReport:
     """Fire the deadline notices due at `now` for at most `limit` tasks and `limit`
     instances, in the caller's transaction. Batches stay small so that the instance rows
