@@ -18,7 +18,9 @@ from typing import Any
 from arq.connections import ArqRedis
 from arq.typing import StartupShutdown
 from arq.worker import Worker
-from redis.backoff import EqualJitterBackoff
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff, NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from services.core.availability import Outages, redis_unavailable
@@ -65,6 +67,13 @@ class AlurWorker(Worker):
                 self._redis_url,
                 socket_connect_timeout=REDIS_CONNECT_TIMEOUT_SECONDS,
                 socket_timeout=REDIS_SOCKET_TIMEOUT_SECONDS,
+                # After Redis restarts, every pooled connection is dead: each command's
+                # first use of one fails at once. One immediate retry on a new connection
+                # hides that, so the outage is not reported again after its end (while
+                # Redis is down, the retry fails as fast). Every command of the worker
+                # bears a second try: reads, and writes keyed by job or worker id.
+                retry=Retry(NoBackoff(), 1),
+                retry_on_error=[RedisConnectionError],
             )
             pool.default_queue_name = self.queue_name
             self._pool = pool
