@@ -91,7 +91,7 @@ from scratch import Database, admin, scratch_database
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core import migrate
-from services.core.audit import service as audit
+from services.core.audit import events as audit_events
 from services.core.catalog.loader import load_catalog
 from services.core.catalog.service import sync_catalog
 from services.core.db import create_engine, session_factory, unit_of_work
@@ -267,7 +267,7 @@ class Phases:
     TARGETS: tuple[tuple[Any, str, str], ...] = (
         (repository, "load_due", "select + lock"),
         (repository, "save_watch", "update instances/tasks"),
-        (audit, "insert", "insert events + outbox"),
+        (audit_events, "insert", "insert events + outbox"),
     )
 
     def __init__(self) -> None:

@@ -11,7 +11,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cli.records import _run
-from services.core.auth import passwords
+from services.core.auth import accounts, passwords
 from services.core.catalog.loader import load_catalog
 from services.core.db import utcnow
 from services.core.logging import configure_logging
@@ -144,7 +144,7 @@ def set_password(username: str, password_stdin: PasswordStdin = False) -> None:
         person = await people.get(session, username)
         if person is None:
             raise people.PersonNotFound(f"No person {username!r}")
-        await people.set_password(session, person, password_hash, now=utcnow())
+        await accounts.set_password(session, person, password_hash, now=utcnow())
 
     _run(work)
     typer.echo(f"password of {username} set")

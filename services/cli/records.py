@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.audit import service as audit
+from services.core.audit.hashchain import ChainReport
 from services.core.db import create_engine, session_factory, unit_of_work, utcnow
+from services.core.instances.service import verify_stored
 from services.core.satkers import service as satkers
 from services.core.settings import get_settings
 
@@ -39,8 +40,8 @@ def verify(
 ) -> None:
     """Recompute every event's hash; exit 1 if any trail was edited or cut."""
 
-    async def work(session: AsyncSession) -> tuple[int, list[audit.ChainReport]]:
-        return await audit.verify_stored(session, [instance] if instance else None)
+    async def work(session: AsyncSession) -> tuple[int, list[ChainReport]]:
+        return await verify_stored(session, [instance] if instance else None)
 
     checked, broken = _run(work)
     for report in broken:

@@ -15,7 +15,6 @@ import aiohttp
 import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.core.automation.handlers import default_handlers
 from services.core.automation.service import Handler
 from services.core.availability import Outages
 from services.core.catalog.loader import load_catalog
@@ -27,6 +26,7 @@ from services.core.monitors.service import MonitorOptions
 from services.core.settings import DEFAULT_RDAP_SERVERS, Settings, get_settings
 from services.core.work import UnitOfWork
 from services.core.work import unit as work_unit
+from services.worker.handlers import default_handlers
 
 
 @dataclass

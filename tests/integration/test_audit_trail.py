@@ -19,11 +19,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.audit import service as audit
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
 from services.core.engine.definition import StepKind
 from services.core.identity.tokens import issue_token
+from services.core.instances.service import verify_stored
 from services.core.settings import PROJECT_ROOT, Settings
 
 pytestmark = pytest.mark.both_paths
@@ -166,7 +166,7 @@ async def test_every_accepted_input_verifies(
         report = await api.get(f"{path}/audit")
         assert report["valid"] is True, report["problems"]
     async with unit_of_work(session_factory(engine)) as session:
-        checked, broken = await audit.verify_stored(session, [instance["id"]])
+        checked, broken = await verify_stored(session, [instance["id"]])
     assert (checked, broken) == (1, [])
 
 

@@ -13,7 +13,6 @@ import pytest
 from arq.connections import RedisSettings, create_pool
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.core.automation.handlers import default_handlers
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
 from services.core.instances.jobs import QueuedJob
@@ -23,6 +22,7 @@ from services.core.sipp import service as sipp
 from services.core.work import QUEUE_NAME
 from services.worker import context as worker_context
 from services.worker import tasks as worker_tasks
+from services.worker.handlers import default_handlers
 from tests.conftest import TokenFactory
 from tests.workers import run_burst
 

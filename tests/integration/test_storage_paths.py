@@ -14,7 +14,6 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
-from services.core.audit import service as audit
 from services.core.audit.models import AuditEventRecord, OutboxRecord
 from services.core.catalog.loader import load_catalog
 from services.core.db import PLAIN_SQL, asyncpg_connection
@@ -29,7 +28,7 @@ from services.core.engine.state import (
 from services.core.instances import service as instances
 from services.core.instances.deadlines import sweep
 from services.core.instances.repository import INSTANCES, TASKS
-from services.core.instances.service import InstanceView, Services
+from services.core.instances.service import InstanceView, Services, verify_stored
 from services.core.settings import Settings, WorkerSettings
 
 # The escalation levels of the default settings.
@@ -132,7 +131,7 @@ async def _run_commands(
             await command(article, 80, complete("buat_konsep", note="versi 2"))
 
             ids = [article, wifi, cancelled]
-            assert await audit.verify_stored(session, ids) == (3, [])
+            assert await verify_stored(session, ids) == (3, [])
             return await _rows(connection, ids)
         finally:
             await session.close()

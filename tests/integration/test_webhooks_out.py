@@ -24,7 +24,8 @@ from arq.constants import job_key_prefix
 from arq.jobs import Job, JobStatus
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
-from services.core.audit import service as audit
+from services.core.audit import events as audit_events
+from services.core.audit import hashchain
 from services.core.audit.models import OutboxRecord
 from services.core.db import create_engine, session_factory, unit_of_work, utcnow
 from services.core.instances.models import InstanceRecord
@@ -694,8 +695,8 @@ async def _tampered_trails(session: AsyncSession) -> set[str]:
     """Instances whose audit trail a tamper-detection test altered on purpose."""
     tampered = set()
     for instance in (await session.scalars(sa.select(InstanceRecord))).all():
-        events = await audit.events_of(session, instance.id)
-        if not audit.verify_chain(
+        events = await audit_events.events_of(session, instance.id)
+        if not hashchain.verify_chain(
             instance.id, events, instance.event_count, instance.head_hash
         ).valid:
             tampered.add(instance.id)

@@ -9,8 +9,8 @@ from typing import Any
 
 import orjson
 
+from services.core.audit.hashchain import GENESIS_HASH, NewEvent, chain, event_hash, verify_chain
 from services.core.audit.models import AuditEventRecord
-from services.core.audit.service import GENESIS_HASH, NewEvent, chain, event_hash, verify_chain
 
 AT = datetime(2026, 12, 7, 2, 0, tzinfo=UTC)
 ACTING = {

@@ -10,14 +10,14 @@ from typing import Any
 import orjson
 import pytest
 
-from services.core.audit.models import AuditEventRecord
-from services.core.audit.service import (
+from services.core.audit.hashchain import (
     GENESIS_HASH,
     NewEvent,
     canonical_time,
     chain,
     verify_chain,
 )
+from services.core.audit.models import AuditEventRecord
 
 WIB = timezone(timedelta(hours=7))
 STARTED = datetime(2026, 12, 1, 8, 0, tzinfo=WIB)  # 01:00 UTC

@@ -28,7 +28,7 @@ from services.api.people.schemas import (
     TotpSecret,
 )
 from services.api.problems import problem_responses
-from services.core.auth import passwords, totp
+from services.core.auth import accounts, passwords, totp
 from services.core.auth import service as auth
 from services.core.db import utcnow
 from services.core.engine.state import Actor
@@ -166,7 +166,7 @@ async def update_person(
     person = await people.visible_person(work.session, directory, actor, username)
     changes = body.changes()
     people.check_changes(directory, actor, person, changes)
-    await people.update(
+    await accounts.update_person(
         work.session, person, changes, known_roles=context.services.roles, now=utcnow()
     )
     if "active" in changes:
@@ -199,7 +199,7 @@ async def change_password(
             context.sign_in, person, body.current_password, address=_address(request)
         )
     password_hash = await passwords.hash_password(context.settings.auth, body.new_password)
-    await people.set_password(work.session, person, password_hash, now=utcnow())
+    await accounts.set_password(work.session, person, password_hash, now=utcnow())
 
 
 @router.post(

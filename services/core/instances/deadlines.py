@@ -19,8 +19,9 @@ from typing import overload
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.audit import service as audit
-from services.core.audit.service import NewEvent
+from services.core.audit import events as audit_events
+from services.core.audit import hashchain
+from services.core.audit.hashchain import NewEvent
 from services.core.engine.calendar import WorkingCalendar
 from services.core.engine.definition import TimeStandard
 from services.core.engine.durations import Duration
@@ -159,7 +160,7 @@ async def sweep(
         session, directory, [(record, events) for record, _, _, events in changed], now
     )
     for record, before, state, events in changed:
-        rows = audit.chain(record.id, record.event_count + 1, record.head_hash, events)
+        rows = hashchain.chain(record.id, record.event_count + 1, record.head_hash, events)
         instance_rows.append(_instance_values(record, state, rows))
         # The engine keeps the very objects of the tasks it leaves alone.
         unchanged = {id(t) for t in before.tasks}
@@ -175,7 +176,7 @@ async def sweep(
     if written < len(instance_rows):
         raise SweepRaced(f"{len(instance_rows) - written} instance(s) changed meanwhile")
     satkers = {record.id: record.satker_id for record, _ in due}
-    await audit.insert(session, event_rows, satkers=satkers)
+    await audit_events.insert(session, event_rows, satkers=satkers)
     for satker, role, data in unstaffed:
         await acting.report_unstaffed(
             session, satker=satker, role=role, cause="escalation", data=data, now=now

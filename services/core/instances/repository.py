@@ -33,7 +33,7 @@ import asyncpg
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.audit import service as audit
+from services.core.audit import events as audit_events
 from services.core.db import asyncpg_connection
 from services.core.engine.definition import SopDefinition, StepKind
 from services.core.engine.state import InstanceState, InstanceStatus, TaskState, TaskStatus
@@ -224,7 +224,7 @@ async def save(
     event_count: int,
     head_hash: str,
 ) -> bool:
-    """Write `after` over `before`, and append `events` (chained rows from `audit.chain`,
+    """Write `after` over `before`, and append `events` (chained rows from `hashchain.chain`,
     with their outbox rows): False, and nothing written, if the instance is no longer at
     `before.version`, i.e. another change won. The instance row's `event_count` and
     `head_hash` seal the chain with its newest event."""
@@ -242,7 +242,7 @@ async def save(
             *(changes[name] for name in _INSTANCE_CHANGES),
             pg_json(changed),
             pg_json(opened),
-            *audit.pg_event_arguments(events, satkers),
+            *audit_events.pg_event_arguments(events, satkers),
         )
         return bool(written)
     update = _versioned_instance_update(
@@ -254,7 +254,7 @@ async def save(
         await session.execute(_UPDATE_TASK, [{"b_id": row["id"], **row} for row in changed])
     if opened:
         await session.execute(sa.insert(TASKS), opened)
-    await audit.insert(session, events, satkers=satkers)
+    await audit_events.insert(session, events, satkers=satkers)
     return True
 
 
@@ -473,7 +473,7 @@ opened_task AS (
     FROM {pg_rows(TASKS, _TASK_INSERT_COLUMNS, _CHANGED_AT + 1)}
     WHERE {_SAVED}
 ),
-{audit.pg_events_cte(_CHANGED_AT + 2, guard=_SAVED)}
+{audit_events.pg_events_cte(_CHANGED_AT + 2, guard=_SAVED)}
 SELECT count(*) FROM saved_instance
 """
 _PG_INSERT_TASKS = (

@@ -20,9 +20,11 @@ from typing import Any
 import orjson
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
-from services.core.audit import service as audit
-from services.core.audit.service import ChainReport, NewEvent
+from services.core.audit import events as audit_events
+from services.core.audit import hashchain
+from services.core.audit.hashchain import ChainReport, NewEvent
 from services.core.catalog import service as catalog
 from services.core.engine.calendar import WorkingCalendar, deadlines
 from services.core.engine.definition import Role, SopDefinition, TimeStandard
@@ -42,7 +44,7 @@ from services.core.engine.state import (
 from services.core.errors import AlurError, Conflict
 from services.core.instances import repository
 from services.core.instances.jobs import QueuedJob
-from services.core.instances.models import IdempotencyRecord
+from services.core.instances.models import IdempotencyRecord, InstanceRecord
 from services.core.instances.repository import InstanceRow
 from services.core.satkers.service import (
     CalendarProvider,
@@ -426,7 +428,7 @@ async def start_instance(
     if started_at is not None:
         for event in events:
             event.data["recorded_at"] = now.isoformat()
-    rows = audit.chain(state.id, 1, audit.GENESIS_HASH, events)
+    rows = hashchain.chain(state.id, 1, hashchain.GENESIS_HASH, events)
     record = InstanceRow(
         id=state.id,
         satker_id=state.satker,
@@ -448,7 +450,7 @@ async def start_instance(
         head_hash=rows[-1]["hash"],
     )
     await repository.insert(session, definition, record, state)
-    await audit.insert(session, rows, satkers={state.id: state.satker})
+    await audit_events.insert(session, rows, satkers={state.id: state.satker})
     return Applied(InstanceView(record, state, definition), _jobs(decision))
 
 
@@ -493,7 +495,7 @@ async def apply(
         deadline_function=_deadline_function(calendar),
         roles=services.roles,
     )
-    rows = audit.chain(
+    rows = hashchain.chain(
         record.id,
         record.event_count + 1,
         record.head_hash,
@@ -535,7 +537,7 @@ async def events(
 ) -> Sequence[Any]:
     directory = await services.directory(session, actor.satker)
     record, _ = await _visible_instance(session, directory, actor, instance_id)
-    return await audit.events_of(session, record.id)
+    return await audit_events.events_of(session, record.id)
 
 
 async def verify(
@@ -543,6 +545,31 @@ async def verify(
 ) -> ChainReport:
     directory = await services.directory(session, actor.satker)
     record, _ = await _visible_instance(session, directory, actor, instance_id)
-    return audit.verify_chain(
-        record.id, await audit.events_of(session, record.id), record.event_count, record.head_hash
+    return hashchain.verify_chain(
+        record.id,
+        await audit_events.events_of(session, record.id),
+        record.event_count,
+        record.head_hash,
     )
+
+
+async def verify_stored(
+    session: AsyncSession, instance_ids: Sequence[str] | None = None
+) -> tuple[int, list[ChainReport]]:
+    """Verify the stored trail of each given instance (default: all, oldest first):
+    how many were checked, and the report of each that failed."""
+    query = select(InstanceRecord).order_by(col(InstanceRecord.started_at))
+    if instance_ids is not None:
+        query = query.where(col(InstanceRecord.id).in_(instance_ids))
+    checked, broken = 0, []
+    for record in (await session.scalars(query)).all():
+        checked += 1
+        report = hashchain.verify_chain(
+            record.id,
+            await audit_events.events_of(session, record.id),
+            record.event_count,
+            record.head_hash,
+        )
+        if not report.valid:
+            broken.append(report)
+    return checked, broken

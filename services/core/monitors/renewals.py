@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.core.audit.service import record_finding
+from services.core.audit.findings import record_finding
 from services.core.engine.state import Actor
 from services.core.instances import service as instances
 from services.core.instances.service import Applied, Services

@@ -23,7 +23,7 @@ import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.core.audit.service import record_finding
+from services.core.audit.findings import record_finding
 from services.core.engine.errors import DomainError
 from services.core.engine.state import Actor, Comment
 from services.core.errors import NotFound

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from services.core.audit import service as audit
+from services.core.audit.findings import record_finding
 from services.core.db import unit_of_work, utcnow
 from services.core.engine.state import ActingRole
 from services.core.errors import AlurError, NotFound
@@ -327,7 +327,7 @@ async def report_unstaffed(
     """Nobody holds `role` in `satker` (nor acts in it) when someone had to be told
     (`cause`: an escalation, a notification): a `role.unstaffed` finding, published
     like every event and counted by the `alur_escalations_unstaffed` metric."""
-    await audit.record_finding(
+    await record_finding(
         session,
         satker_id=satker,
         type=UNSTAFFED,

@@ -18,7 +18,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.core.auth import refresh
 from services.core.engine.state import ADMIN_ROLE, Actor
 from services.core.errors import AlurError, Conflict, NotFound
 from services.core.people.models import PersonRecord
@@ -207,7 +206,7 @@ async def create(
     return person
 
 
-async def update(
+async def apply_changes(
     session: AsyncSession,
     person: PersonRecord,
     changes: Mapping[str, Any],
@@ -216,15 +215,13 @@ async def update(
     now: datetime,
 ) -> PersonRecord:
     """Apply `changes` (field -> value, already checked by the caller for who may make
-    them). Deactivating a person revokes their refresh tokens: their access ends when
-    the access token they hold expires."""
+    them) to the record. What a change means for the person's sign-ins is
+    `services.core.auth.accounts.update_person`'s, which uses this."""
     for field, value in changes.items():
         if field == "roles":
             value = check_roles(value, known_roles)
         setattr(person, field, value)
     person.updated_at = now
-    if changes.get("active") is False:
-        await refresh.revoke_person(session, person.username, now)
     await _flush(session, person)
     return person
 
@@ -246,13 +243,13 @@ def check_changes(
         )
 
 
-async def set_password(
+async def store_password_hash(
     session: AsyncSession, person: PersonRecord, password_hash: str, *, now: datetime
 ) -> None:
-    """A new password signs every session of the old one out (its refresh tokens)."""
+    """Keep a new password's hash (`services.core.auth.accounts.set_password` also signs
+    the old one's sessions out)."""
     person.password_hash = password_hash
     person.password_changed_at = person.updated_at = now
-    await refresh.revoke_person(session, person.username, now)
     await session.flush()
 
 

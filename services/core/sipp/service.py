@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.core.audit.service import record_finding
+from services.core.audit.findings import record_finding
 from services.core.automation.service import StepCannotRun, StepResult
 from services.core.engine.calendar import WorkingCalendar
 from services.core.engine.state import Actor

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.core.audit.service import record_finding
+from services.core.audit.findings import record_finding
 from services.core.settings import WebhookSettings
 from services.core.webhooks import signing, targets
 from services.core.webhooks.models import (

@@ -22,10 +22,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.audit import service as audit
 from services.core.audit.models import OutboxRecord
 from services.core.webhooks import repository
 from services.core.webhooks.catalogue import matches
+from services.core.webhooks.envelope import event_bodies
 from services.core.webhooks.jobs import DeliveryJob
 from services.core.webhooks.models import WebhookDeliveryRecord
 
@@ -108,7 +108,7 @@ async def outbox_bodies(
     own payload, or (an instance's audit event) composed from the event it refers to,
     which holds the data once."""
     rows = list(rows)
-    events = await audit.event_bodies(
+    events = await event_bodies(
         session, [row.event_id for row in rows if row.payload is None and row.event_id]
     )
     bodies: dict[int | None, dict[str, Any]] = {}

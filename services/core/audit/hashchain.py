@@ -15,24 +15,17 @@ strings, integers, booleans and nulls, which both backends keep exactly (Postgre
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
-from services.core.audit.models import AuditEventRecord, FindingRecord, OutboxRecord
-from services.core.db import asyncpg_connection
-from services.core.instances.models import InstanceRecord
-from services.core.pg import pg_json, pg_rows
+if TYPE_CHECKING:
+    from services.core.audit.models import AuditEventRecord
 
 GENESIS_HASH = "0" * 64
-_EVENTS: sa.Table = AuditEventRecord.__table__  # type: ignore[attr-defined]
-_OUTBOX: sa.Table = OutboxRecord.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
@@ -147,163 +140,6 @@ def chain(
     return rows
 
 
-def event_body(event: Mapping[Any, Any], satker: str, sop: str) -> dict[str, Any]:
-    """The published form of an instance's audit event (webhook bodies; see
-    `services.core.webhooks.catalogue`). `event` holds the event's columns;
-    `acting_for` is in the body only when it was set."""
-    body = {
-        "id": f"evt_{event['id']}",
-        "type": event["type"],
-        "occurred_at": event["occurred_at"].isoformat(),
-        "satker": satker,
-        "instance_id": event["instance_id"],
-        "sop": sop,
-        "task_id": event["task_id"],
-        "actor": event["actor"],
-        "data": event["data"],
-    }
-    if event.get("acting_for") is not None:
-        body["acting_for"] = event["acting_for"]
-    return body
-
-
-async def event_bodies(
-    session: AsyncSession, event_ids: Sequence[int]
-) -> dict[int, dict[str, Any]]:
-    """The published forms of the given events, by event id (for the outbox relay: an
-    event's outbox row refers to it rather than holding a second copy of its data)."""
-    if not event_ids:
-        return {}
-    found = (
-        await session.execute(
-            sa.select(
-                *(_EVENTS.c[name] for name in _BODY_COLUMNS),
-                _INSTANCES.c.satker_id,
-                _INSTANCES.c.sop_code,
-            )
-            .join(_INSTANCES, _INSTANCES.c.id == _EVENTS.c.instance_id)
-            .where(_EVENTS.c.id.in_(event_ids))
-        )
-    ).mappings()
-    return {row["id"]: event_body(row, row["satker_id"], row["sop_code"]) for row in found}
-
-
-async def insert(
-    session: AsyncSession,
-    rows: Sequence[dict[str, Any]],
-    *,
-    satkers: Mapping[str, str],
-) -> None:
-    """Insert chained event rows (from `chain`) and one outbox row for each.
-
-    `satkers` maps each instance id of the rows to its satker. The outbox row refers to
-    its event: the relay composes the published body from it (`event_bodies`).
-    """
-    if not rows:
-        return
-    pg = await asyncpg_connection(session)
-    if pg is not None:
-        for start in range(0, len(rows), _PG_BATCH):
-            batch = rows[start : start + _PG_BATCH]
-            await pg.execute(_PG_INSERT, *pg_event_arguments(batch, satkers))
-        return
-    result = await session.execute(
-        # Core inserts on the tables: the ORM's bulk path costs more than the database.
-        sa.insert(_EVENTS).returning(_EVENTS.c.id, sort_by_parameter_order=True),
-        list(rows),
-    )
-    ids = list(result.scalars())
-    await session.execute(
-        sa.insert(_OUTBOX),
-        [
-            {
-                "event_id": event_id,
-                "satker_id": satkers[row["instance_id"]],
-                "type": row["type"],
-                "payload": sa.null(),  # SQL NULL (a bare None would be stored as JSON null)
-                "created_at": row["occurred_at"],
-            }
-            for event_id, row in zip(ids, rows, strict=True)
-        ],
-    )
-
-
-_EVENT_COLUMNS = (
-    "instance_id",
-    "seq",
-    "type",
-    "actor",
-    "actor_name",
-    "occurred_at",
-    "task_id",
-    "data",
-    "acting_for",
-    "prev_hash",
-    "hash",
-)
-_BODY_COLUMNS = (
-    "id",
-    "instance_id",
-    "type",
-    "occurred_at",
-    "task_id",
-    "actor",
-    "data",
-    "acting_for",
-)
-_INSTANCES: sa.Table = InstanceRecord.__table__  # type: ignore[attr-defined]
-# Which satker each instance of a batch of events belongs to.
-_SATKER_ROWS = sa.Table(
-    "event_satker",
-    sa.MetaData(),
-    sa.Column("instance_id", _EVENTS.c.instance_id.type),
-    sa.Column("satker_id", _OUTBOX.c.satker_id.type),
-)
-# Rows per statement: bounded, so that one statement's arrays stay a few megabytes.
-_PG_BATCH = 5000
-
-
-def pg_events_cte(start: int, guard: str = "") -> str:
-    """Common table expressions `event` and `event_outbox` inserting the events given by
-    `pg_event_arguments` (parameters `$start` and `$start + 1`) and their outbox rows,
-    in one statement. `guard`, an SQL condition, can make both no-ops."""
-    where = f"WHERE {guard}" if guard else ""
-    satkers = pg_rows(_SATKER_ROWS, ("instance_id", "satker_id"), start + 1)
-    return f"""
-event AS (
-    INSERT INTO audit_event ({", ".join(_EVENT_COLUMNS)})
-    SELECT {", ".join(_EVENT_COLUMNS)} FROM {pg_rows(_EVENTS, _EVENT_COLUMNS, start)} {where}
-    RETURNING id, instance_id, type, occurred_at
-),
-event_outbox AS (
-    INSERT INTO outbox (event_id, satker_id, type, created_at)
-    SELECT event.id, u.satker_id, event.type, event.occurred_at
-    FROM event JOIN {satkers} ON u.instance_id = event.instance_id
-    ORDER BY event.id
-)"""
-
-
-def pg_event_arguments(rows: Sequence[Mapping[str, Any]], satkers: Mapping[str, str]) -> list[str]:
-    """The parameters of `pg_events_cte` for chained event rows (from `chain`)."""
-    instances = {row["instance_id"] for row in rows}
-    return [
-        pg_json(rows),
-        pg_json([{"instance_id": i, "satker_id": satkers[i]} for i in instances]),
-    ]
-
-
-_PG_INSERT = f"WITH {pg_events_cte(1)} SELECT count(*) FROM event"
-
-
-async def events_of(session: AsyncSession, instance_id: str) -> Sequence[AuditEventRecord]:
-    query = (
-        select(AuditEventRecord)
-        .where(col(AuditEventRecord.instance_id) == instance_id)
-        .order_by(col(AuditEventRecord.seq))
-    )
-    return (await session.scalars(query)).all()
-
-
 @dataclass
 class ChainReport:
     instance_id: str
@@ -377,57 +213,3 @@ def _hashed_at_its_given_offset(event: AuditEventRecord) -> bool:
         == event.hash
         for zone in _OFFSETS
     )
-
-
-async def verify_stored(
-    session: AsyncSession, instance_ids: Sequence[str] | None = None
-) -> tuple[int, list[ChainReport]]:
-    """Verify the stored trail of each given instance (default: all, oldest first):
-    how many were checked, and the report of each that failed."""
-    query = select(InstanceRecord).order_by(col(InstanceRecord.started_at))
-    if instance_ids is not None:
-        query = query.where(col(InstanceRecord.id).in_(instance_ids))
-    checked, broken = 0, []
-    for record in (await session.scalars(query)).all():
-        checked += 1
-        report = verify_chain(
-            record.id, await events_of(session, record.id), record.event_count, record.head_hash
-        )
-        if not report.valid:
-            broken.append(report)
-    return checked, broken
-
-
-async def record_finding(
-    session: AsyncSession,
-    *,
-    satker_id: str,
-    type: str,
-    subject: str,
-    data: dict[str, Any],
-    now: datetime,
-) -> FindingRecord:
-    """Keep a finding and write its outbox row, in the caller's transaction."""
-    finding = FindingRecord(
-        satker_id=satker_id, type=type, subject=subject, occurred_at=now, data=data
-    )
-    session.add(finding)
-    await session.flush()
-    session.add(
-        OutboxRecord(
-            event_id=None,
-            satker_id=satker_id,
-            type=type,
-            payload={
-                "id": f"fnd_{finding.id}",
-                "type": type,
-                "occurred_at": now.isoformat(),
-                "satker": satker_id,
-                "subject": subject,
-                "data": data,
-            },
-            created_at=now,
-        )
-    )
-    await session.flush()
-    return finding

@@ -1,4 +1,5 @@
-"""The registry of automated-step handlers, by the job names the catalog uses."""
+"""The registry of automated-step handlers, by the job names the catalog uses: the worker
+wires each feature's handler to the automation that runs them (neither knows the other)."""
 
 from __future__ import annotations
 
