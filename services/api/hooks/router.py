@@ -24,7 +24,6 @@ from services.core.db import utcnow
 from services.core.engine.state import Actor
 from services.core.hooks import service as hooks
 from services.core.hooks.jobs import InboundMessageJob
-from services.core.hooks.models import HookSourceRecord
 from services.core.hooks.processing import CorrelationNotice, SippUpgradeNotice
 from services.core.hooks.service import MessageStatus
 
@@ -137,8 +136,9 @@ async def list_sources(actor: Admin, context: Context, session: Session) -> Hook
 )
 async def get_source(
     name: str, actor: Admin, context: Context, session: Session
-) -> HookSourceRecord:
-    return await hooks.get_source(session, name, await _visible(context, session, actor))
+) -> HookSourcePublic:
+    source = await hooks.get_source(session, name, await _visible(context, session, actor))
+    return HookSourcePublic.model_validate(source)
 
 
 @router.delete(

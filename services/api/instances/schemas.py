@@ -4,17 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pydantic import BaseModel, Field, model_validator
 
-from services.core.audit.models import AuditEventRecord
 from services.core.engine.definition import Role, SopDefinition
 from services.core.engine.state import TaskState, is_overdue
-from services.core.instances.models import TaskRecord
 from services.core.instances.service import InstanceView
 from services.core.validation import Instant, StrictBody
+
+if TYPE_CHECKING:
+    from services.core.audit.models import AuditEventRecord
+    from services.core.instances.models import TaskRecord
 
 
 class InstanceCreate(StrictBody):

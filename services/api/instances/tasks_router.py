@@ -20,7 +20,6 @@ from services.core.engine.errors import TaskNotFound
 from services.core.engine.state import Assign, Claim, Release
 from services.core.instances import queries
 from services.core.instances import service as instances
-from services.core.instances.models import TaskRecord
 
 router = APIRouter(prefix="/v1/tasks", tags=["tasks"])
 
@@ -56,13 +55,13 @@ async def _on_task(
     response: Response,
     make: CommandFactory,
 ) -> InstancePublic:
-    task = await work.session.get(TaskRecord, task_id)
-    if task is None:
+    instance_id = await queries.instance_of_task(work.session, task_id)
+    if instance_id is None:
         raise TaskNotFound(task_id)
     now = utcnow()
     # `apply` hides instances of other satkers as not found, whatever the task id says.
     applied = await instances.apply(
-        work.session, context.services, actor, task.instance_id, make, if_match=None, now=now
+        work.session, context.services, actor, instance_id, make, if_match=None, now=now
     )
     return _respond(context, work, applied, response, now)
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 
 from services.api.deps import (
     Context,
@@ -35,15 +34,11 @@ from services.api.openapi import answers
 from services.api.problems import problem_responses
 from services.core.db import utcnow
 from services.core.engine.state import Actor
-from services.core.errors import NotFound
 from services.core.monitors import renewals
 from services.core.monitors import service as monitors
-from services.core.monitors.models import (
-    MaintenanceWindowRecord,
-    MonitorCheckRecord,
-    MonitorRecord,
-    RenewalRecord,
-)
+
+if TYPE_CHECKING:
+    from services.core.monitors.models import MonitorRecord
 
 router = APIRouter(tags=["monitors"])
 
@@ -85,27 +80,21 @@ async def _find(
 )
 async def create_monitor(
     body: MonitorCreate, actor: Manager, context: Context, work: Work
-) -> MonitorRecord:
+) -> MonitorPublic:
     satker = await _target(context, work.session, actor, body.satker)
     fields = MonitorCreate.model_validate(body.model_dump()).model_dump(exclude={"satker"})
     fields = {
         k: str(v) if k in ("url", "feed_url") and v is not None else v for k, v in fields.items()
     }
-    return await monitors.create_monitor(
+    monitor = await monitors.create_monitor(
         work.session, satker_id=satker, fields=fields, now=utcnow()
     )
+    return MonitorPublic.model_validate(monitor)
 
 
 @router.get("/v1/monitors", response_model=MonitorList, summary="Monitors you can see")
 async def list_monitors(actor: CurrentActor, context: Context, session: Session) -> MonitorList:
-    visible = await visible_satkers(context, session, actor)
-    records = (
-        await session.scalars(
-            select(MonitorRecord)
-            .where(col(MonitorRecord.satker_id).in_(sorted(visible)))
-            .order_by(col(MonitorRecord.satker_id), col(MonitorRecord.name))
-        )
-    ).all()
+    records = await monitors.list_monitors(session, await visible_satkers(context, session, actor))
     return MonitorList(items=[MonitorPublic.model_validate(r) for r in records])
 
 
@@ -116,8 +105,8 @@ async def list_monitors(actor: CurrentActor, context: Context, session: Session)
 )
 async def get_monitor(
     monitor_id: str, actor: CurrentActor, context: Context, session: Session
-) -> MonitorRecord:
-    return await _find(context, session, actor, monitor_id)
+) -> MonitorPublic:
+    return MonitorPublic.model_validate(await _find(context, session, actor, monitor_id))
 
 
 @router.patch(
@@ -127,12 +116,10 @@ async def get_monitor(
 )
 async def update_monitor(
     monitor_id: str, body: MonitorUpdate, actor: Manager, context: Context, work: Work
-) -> MonitorRecord:
+) -> MonitorPublic:
     monitor = await _find(context, work.session, actor, monitor_id)
-    for name, value in _fields(body, partial=True).items():
-        setattr(monitor, name, value)
-    await work.session.flush()
-    return monitor
+    await monitors.update_monitor(work.session, monitor, _fields(body, partial=True))
+    return MonitorPublic.model_validate(monitor)
 
 
 @router.delete(
@@ -142,13 +129,7 @@ async def update_monitor(
 )
 async def delete_monitor(monitor_id: str, actor: Manager, context: Context, work: Work) -> Response:
     visible = await visible_satkers(context, work.session, actor)
-    monitor = await monitors.get_monitor(work.session, visible, monitor_id)
-    for model in (MonitorCheckRecord, MaintenanceWindowRecord):
-        for row in (
-            await work.session.scalars(select(model).where(col(model.monitor_id) == monitor.id))
-        ).all():
-            await work.session.delete(row)
-    await work.session.delete(monitor)
+    await monitors.delete_monitor(work.session, visible, monitor_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -169,14 +150,7 @@ async def list_checks(
     monitor = await monitors.get_monitor(
         session, await visible_satkers(context, session, actor), monitor_id
     )
-    records = (
-        await session.scalars(
-            select(MonitorCheckRecord)
-            .where(col(MonitorCheckRecord.monitor_id) == monitor.id)
-            .order_by(col(MonitorCheckRecord.checked_at).desc(), col(MonitorCheckRecord.id).desc())
-            .limit(limit)
-        )
-    ).all()
+    records = await monitors.recent_checks(session, monitor, limit)
     return CheckList(items=[CheckPublic.model_validate(r) for r in records])
 
 
@@ -192,10 +166,7 @@ async def add_window(
     monitor_id: str, body: WindowCreate, actor: Manager, context: Context, work: Work
 ) -> WindowPublic:
     monitor = await _find(context, work.session, actor, monitor_id)
-    record = MaintenanceWindowRecord(monitor_id=monitor.id, **body.model_dump())
-    monitors.windows_of([record])  # refuses an unknown timezone before it is stored
-    work.session.add(record)
-    await work.session.flush()
+    record = await monitors.add_window(work.session, monitor, body.model_dump())
     return WindowPublic(id=record.id or 0, **body.model_dump())
 
 
@@ -211,19 +182,8 @@ async def list_windows(
     monitor = await monitors.get_monitor(
         session, await visible_satkers(context, session, actor), monitor_id
     )
-    records = (
-        await session.scalars(
-            select(MaintenanceWindowRecord).where(
-                col(MaintenanceWindowRecord.monitor_id) == monitor.id
-            )
-        )
-    ).all()
+    records = await monitors.windows(session, monitor)
     return WindowList(items=[WindowPublic.model_validate(r, from_attributes=True) for r in records])
-
-
-class RenewalNotFound(NotFound):
-    code = "renewal_not_found"
-    title = "No such renewal"
 
 
 @router.post(
@@ -235,23 +195,17 @@ class RenewalNotFound(NotFound):
 )
 async def create_renewal(
     body: RenewalCreate, actor: Manager, context: Context, work: Work
-) -> RenewalRecord:
+) -> RenewalPublic:
     satker = await _target(context, work.session, actor, body.satker)
-    return await renewals.create_renewal(
+    renewal = await renewals.create_renewal(
         work.session, satker_id=satker, fields=body.model_dump(exclude={"satker"}), now=utcnow()
     )
+    return RenewalPublic.model_validate(renewal)
 
 
 @router.get("/v1/renewals", response_model=RenewalList, summary="Renewals, soonest due first")
 async def list_renewals(actor: CurrentActor, context: Context, session: Session) -> RenewalList:
-    visible = await visible_satkers(context, session, actor)
-    records = (
-        await session.scalars(
-            select(RenewalRecord)
-            .where(col(RenewalRecord.satker_id).in_(sorted(visible)))
-            .order_by(col(RenewalRecord.due_date))
-        )
-    ).all()
+    records = await renewals.list_renewals(session, await visible_satkers(context, session, actor))
     return RenewalList(items=[RenewalPublic.model_validate(r) for r in records])
 
 
@@ -261,10 +215,6 @@ async def list_renewals(actor: CurrentActor, context: Context, session: Session)
     responses=problem_responses(404),
 )
 async def delete_renewal(renewal_id: str, actor: Manager, context: Context, work: Work) -> Response:
-    renewal = await work.session.get(RenewalRecord, renewal_id)
-    if renewal is None or renewal.satker_id not in await visible_satkers(
-        context, work.session, actor
-    ):
-        raise RenewalNotFound(f"No renewal {renewal_id!r}")
-    await work.session.delete(renewal)
+    visible = await visible_satkers(context, work.session, actor)
+    await renewals.delete_renewal(work.session, visible, renewal_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -7,7 +7,7 @@ own contacts, changes their own password and enrols their own authenticator.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,9 +34,11 @@ from services.core.db import utcnow
 from services.core.engine.state import Actor
 from services.core.people import acting
 from services.core.people import service as people
-from services.core.people.models import PersonRecord
 from services.core.people.service import USERNAME_PATTERN
 from services.core.satkers.service import SatkerDirectory
+
+if TYPE_CHECKING:
+    from services.core.people.models import PersonRecord
 
 router = APIRouter(prefix="/v1/people", tags=["people"])
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -17,7 +17,6 @@ from pydantic import (
 
 from services.core.auth.passwords import MAX_LENGTH, MIN_LENGTH, check_policy
 from services.core.people.acting import in_effect
-from services.core.people.models import ActingRecord, PersonRecord
 from services.core.people.service import (
     USERNAME_PATTERN,
     check_nip,
@@ -25,6 +24,9 @@ from services.core.people.service import (
     e164,
 )
 from services.core.validation import StrictBody
+
+if TYPE_CHECKING:
+    from services.core.people.models import ActingRecord, PersonRecord
 
 Username = Annotated[str, Field(pattern=USERNAME_PATTERN, examples=["budi.santoso"])]
 Name = Annotated[str, Field(min_length=1, max_length=200, examples=["Budi Santoso, S.Kom."])]

@@ -7,7 +7,7 @@ subscription or delivery answers 404, like a missing one.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import structlog
 from fastapi import APIRouter, Query, Response, status
@@ -33,7 +33,9 @@ from services.core.db import utcnow
 from services.core.validation import DbBigInt
 from services.core.webhooks import repository, service
 from services.core.webhooks.catalogue import EVENT_TYPES
-from services.core.webhooks.models import WebhookAttemptRecord, WebhookDeliveryRecord
+
+if TYPE_CHECKING:
+    from services.core.webhooks.models import WebhookAttemptRecord, WebhookDeliveryRecord
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["webhooks"])

@@ -188,6 +188,14 @@ def _lane_conditions(
     return conditions
 
 
+async def instance_of_task(session: AsyncSession, task_id: str) -> str | None:
+    """The id of the instance a task belongs to (None for an unknown task). Whether the
+    caller may see that instance is `service.apply`'s to decide."""
+    return await session.scalar(
+        sa.select(col(TaskRecord.instance_id)).where(col(TaskRecord.id) == task_id)
+    )
+
+
 async def stranded_automated_tasks(
     session: AsyncSession, *, opened_before: datetime, limit: int = 500
 ) -> list[tuple[TaskRecord, int]]:

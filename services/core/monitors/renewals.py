@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -11,6 +12,7 @@ from sqlmodel import col, select
 
 from services.core.audit.findings import record_finding
 from services.core.engine.state import Actor
+from services.core.errors import NotFound
 from services.core.instances import service as instances
 from services.core.instances.service import Applied, Services
 from services.core.monitors.models import RenewalRecord
@@ -26,6 +28,29 @@ async def create_renewal(
     session.add(renewal)
     await session.flush()
     return renewal
+
+
+class RenewalNotFound(NotFound):
+    code = "renewal_not_found"
+    title = "No such renewal"
+
+
+async def list_renewals(session: AsyncSession, satkers: set[str]) -> Sequence[RenewalRecord]:
+    """Soonest due first."""
+    return (
+        await session.scalars(
+            select(RenewalRecord)
+            .where(col(RenewalRecord.satker_id).in_(sorted(satkers)))
+            .order_by(col(RenewalRecord.due_date))
+        )
+    ).all()
+
+
+async def delete_renewal(session: AsyncSession, satkers: set[str], renewal_id: str) -> None:
+    renewal = await session.get(RenewalRecord, renewal_id)
+    if renewal is None or renewal.satker_id not in satkers:
+        raise RenewalNotFound(f"No renewal {renewal_id!r}")
+    await session.delete(renewal)
 
 
 async def remind_due(session: AsyncSession, services: Services, now: datetime) -> list[Applied]:

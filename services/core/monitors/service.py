@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
+import sqlalchemy as sa
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -115,6 +116,69 @@ async def create_monitor(
     session.add(monitor)
     await session.flush()
     return monitor
+
+
+async def list_monitors(session: AsyncSession, satkers: set[str]) -> Sequence[MonitorRecord]:
+    return (
+        await session.scalars(
+            select(MonitorRecord)
+            .where(col(MonitorRecord.satker_id).in_(sorted(satkers)))
+            .order_by(col(MonitorRecord.satker_id), col(MonitorRecord.name))
+        )
+    ).all()
+
+
+async def update_monitor(
+    session: AsyncSession, monitor: MonitorRecord, fields: dict[str, Any]
+) -> MonitorRecord:
+    for name, value in fields.items():
+        setattr(monitor, name, value)
+    await session.flush()
+    return monitor
+
+
+async def delete_monitor(session: AsyncSession, satkers: set[str], monitor_id: str) -> None:
+    """The monitor goes with its checks and maintenance windows; the incidents it opened
+    (instances) and its findings stay."""
+    monitor = await get_monitor(session, satkers, monitor_id)
+    for model in (MonitorCheckRecord, MaintenanceWindowRecord):
+        await session.execute(sa.delete(model).where(col(model.monitor_id) == monitor.id))
+    await session.delete(monitor)
+
+
+async def recent_checks(
+    session: AsyncSession, monitor: MonitorRecord, limit: int
+) -> Sequence[MonitorCheckRecord]:
+    return (
+        await session.scalars(
+            select(MonitorCheckRecord)
+            .where(col(MonitorCheckRecord.monitor_id) == monitor.id)
+            .order_by(col(MonitorCheckRecord.checked_at).desc(), col(MonitorCheckRecord.id).desc())
+            .limit(limit)
+        )
+    ).all()
+
+
+async def add_window(
+    session: AsyncSession, monitor: MonitorRecord, fields: dict[str, Any]
+) -> MaintenanceWindowRecord:
+    record = MaintenanceWindowRecord(monitor_id=monitor.id, **fields)
+    windows_of([record])  # refuses an unknown timezone before it is stored
+    session.add(record)
+    await session.flush()
+    return record
+
+
+async def windows(
+    session: AsyncSession, monitor: MonitorRecord
+) -> Sequence[MaintenanceWindowRecord]:
+    return (
+        await session.scalars(
+            select(MaintenanceWindowRecord).where(
+                col(MaintenanceWindowRecord.monitor_id) == monitor.id
+            )
+        )
+    ).all()
 
 
 async def due_monitors(
