@@ -18,7 +18,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.core.availability import Outages, database_unavailable, redis_unavailable
-from services.core.engine.errors import DomainError
 from services.core.errors import AlurError, Unavailable
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -101,18 +100,6 @@ async def _alur_error(request: Request, exc: Exception) -> JSONResponse:
         detail=exc.detail,
         headers=getattr(exc, "headers", None),
         extra=exc.extra,
-    )
-
-
-async def _domain_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, DomainError)
-    return problem_response(
-        request,
-        status=exc.status,
-        code=exc.code,
-        title=exc.code.replace("_", " ").capitalize(),
-        detail=exc.message,
-        extra=exc.details,
     )
 
 
@@ -207,7 +194,6 @@ async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
 
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AlurError, _alur_error)
-    app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # What a lost connection raises: SQLAlchemy's wrapped driver errors and pool timeout,

@@ -1,25 +1,42 @@
 """Why the state machine refuses a command.
 
-Every refusal has a stable `code` (what clients branch on, the RFC 9457 `code`
-member), an HTTP-like `status` (so the API maps errors without a lookup table) and
-JSON-ready `details`. The 500s are not the caller's fault: they mean the service fed
-the engine inconsistent input (too few ids, a snapshot of another definition).
+Every refusal is an `AlurError` (the one error base, `services.core.errors`): a stable
+`code` (what clients branch on, the RFC 9457 `code` member), an HTTP-like `status` (so
+the API maps errors without a lookup table) and JSON-ready `details` (the problem's
+extension members). The 500s are not the caller's fault: they mean the service fed the
+engine inconsistent input (too few ids, a snapshot of another definition).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import ClassVar
+from typing import Any, ClassVar
+
+from services.core.errors import AlurError
 
 
-class DomainError(Exception):
+class DomainError(AlurError):
+    """A refusal of the engine. Its title is its code in words unless it names one."""
+
     code: ClassVar[str] = "domain_error"
+    title: ClassVar[str] = "Domain error"
     status: ClassVar[int] = 400
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "title" not in cls.__dict__:
+            cls.title = cls.code.replace("_", " ").capitalize()
+
     def __init__(self, message: str, **details: object) -> None:
-        super().__init__(message)
-        self.message = message
-        self.details: dict[str, object] = details
+        super().__init__(message, extra=details)
+
+    @property
+    def message(self) -> str:
+        return self.detail
+
+    @property
+    def details(self) -> dict[str, object]:
+        return self.extra
 
 
 def _listed(values: Iterable[str]) -> list[str]:

@@ -19,7 +19,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.engine.definition import StepKind
-from services.core.engine.errors import DomainError
 from services.core.engine.state import Actor, InstanceState, RecordExternal, TaskStatus
 from services.core.errors import AlurError
 from services.core.hooks import repository
@@ -78,8 +77,8 @@ def hook_actor(source: HookSourceRecord, role: str, satker: str) -> Actor:
     )
 
 
-def _reason(exc: AlurError | DomainError) -> str:
-    return exc.detail if isinstance(exc, AlurError) else exc.message
+def _reason(exc: AlurError) -> str:
+    return exc.detail
 
 
 def _invalid(exc: ValidationError) -> Rejected:
@@ -179,7 +178,7 @@ async def _sipp_upgrade(
             if known is None:
                 raise
             existing[satker] = known.instance_id
-        except (AlurError, DomainError) as exc:
+        except AlurError as exc:
             if isinstance(exc, ConcurrentModification):
                 raise
             errors[satker] = _reason(exc)
@@ -330,7 +329,7 @@ async def _correlate(
             )
     except ConcurrentModification:
         raise
-    except (AlurError, DomainError) as exc:
+    except AlurError as exc:
         raise Rejected(f"instance {record.id}, step {notice.step!r}: {_reason(exc)}") from None
     return Handled(
         MessageStatus.PROCESSED,
