@@ -97,9 +97,9 @@ from services.core.catalog.service import sync_catalog
 from services.core.db import create_engine, session_factory, unit_of_work
 from services.core.engine.definition import SopDefinition
 from services.core.instances import repository
-from services.core.instances.service import Services
 from services.core.runtime import freeze_startup_heap
 from services.core.settings import get_settings
+from services.core.shared import Services
 from services.worker.sweep import sweep_backlog
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -92,6 +92,7 @@ from services.core.engine.state import Actor, CompleteTask, InstanceState
 from services.core.instances import service as instances
 from services.core.secrets import new_key
 from services.core.settings import get_settings
+from services.core.shared import Services
 from services.core.telemetry.worker_stats import HEARTBEAT_KEY
 from services.core.webhooks import delivery as webhook_delivery
 from services.core.webhooks.models import WebhookAttemptRecord, WebhookDeliveryRecord
@@ -360,7 +361,7 @@ def complete(step: str, outcome: str | None) -> Callable[..., CompleteTask]:
 
 
 async def transition(
-    sessions: Sessions, services: instances.Services, instance_id: str, move: tuple[Any, ...]
+    sessions: Sessions, services: Services, instance_id: str, move: tuple[Any, ...]
 ) -> None:
     role, step, outcome = move
     async with unit_of_work(sessions) as session:
@@ -382,7 +383,7 @@ async def count(sessions: Sessions, query: Any) -> int:
 
 
 async def seed(
-    sessions: Sessions, services: instances.Services, instances_count: int
+    sessions: Sessions, services: Services, instances_count: int
 ) -> tuple[list[str], set[str], float]:
     """Start SOP 06 instances and complete their first step; mark their outbox rows
     published (nobody subscribed yet). Returns the instances, those whose first loop
@@ -430,7 +431,7 @@ class Written:
 
 async def write_burst(
     sessions: Sessions,
-    services: instances.Services,
+    services: Services,
     ids: list[str],
     probed: set[str],
     transitions_per_s: float,
@@ -930,7 +931,7 @@ class Context:
     args: argparse.Namespace
     env: dict[str, str]
     sessions: Sessions
-    services: instances.Services
+    services: Services
     redis: Redis
     port: int
     receiver_pid: int
@@ -959,7 +960,7 @@ async def run_backend(
     try:
         sessions = session_factory(engine)
         catalog = load_catalog(args.catalog)
-        services = instances.Services(roles={role.id: role for role in catalog.roles})
+        services = Services(roles={role.id: role for role in catalog.roles})
         ctx = Context(args, env, sessions, services, redis, port, pid)
         if backend == "sqlite":
             # One writer: the API of the embedded mode, not a fleet of them.

@@ -35,12 +35,12 @@ from services.core.catalog.service import sync_catalog
 from services.core.db import create_engine, session_factory, unit_of_work, utcnow
 from services.core.identity.jwks import RemoteJwks
 from services.core.identity.tokens import TokenVerifier
-from services.core.instances.service import Services
 from services.core.logging import configure_logging
 from services.core.people.acting import ActingRegistry
 from services.core.redis import EmbeddedRedis, connect
 from services.core.runtime import freeze_startup_heap
 from services.core.settings import Settings, get_settings
+from services.core.shared import Services
 from services.core.work import QUEUE_NAME
 
 log = structlog.get_logger(__name__)

@@ -17,10 +17,10 @@ from services.core.auth.service import SignInContext
 from services.core.availability import Outages
 from services.core.engine.definition import Catalog
 from services.core.identity.tokens import TokenVerifier
-from services.core.instances.service import Services
 from services.core.logging import current_request_id
 from services.core.people.acting import ActingRegistry
 from services.core.settings import Settings
+from services.core.shared import Services
 from services.core.work import UnitOfWork, unit
 
 log = structlog.get_logger(__name__)

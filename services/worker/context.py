@@ -19,11 +19,11 @@ from services.core.automation.service import Handler
 from services.core.availability import Outages
 from services.core.catalog.loader import load_catalog
 from services.core.db import create_engine, session_factory
-from services.core.instances.service import Services
 from services.core.logging import current_request_id
 from services.core.monitors.rdap import RdapBootstrap
 from services.core.monitors.service import MonitorOptions
 from services.core.settings import DEFAULT_RDAP_SERVERS, Settings, get_settings
+from services.core.shared import Services
 from services.core.work import UnitOfWork
 from services.core.work import unit as work_unit
 from services.worker.handlers import default_handlers

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db import unit_of_work
 from services.core.instances.deadlines import BATCH_SIZE, SweepRaced, sweep
-from services.core.instances.service import Services
+from services.core.shared import Services
 
 log = structlog.get_logger(__name__)
 

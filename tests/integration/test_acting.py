@@ -20,11 +20,11 @@ from services.api.context import AppContext
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
 from services.core.instances.deadlines import sweep
-from services.core.instances.service import Services
 from services.core.people import acting
 from services.core.people.models import PersonRecord
 from services.core.satkers.service import load_directory
 from services.core.settings import Settings, WorkerSettings
+from services.core.shared import Services
 from tests.conftest import TokenFactory
 from tests.people import add_person, bearer, sign_in, unique
 

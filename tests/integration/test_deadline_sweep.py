@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
 from services.core.instances.deadlines import SweepRaced, sweep
-from services.core.instances.service import Services
 from services.core.settings import Settings, WorkerSettings
+from services.core.shared import Services
 from services.core.work import QUEUE_NAME
 from services.worker.settings import ArqSettings
 from services.worker.sweep import sweep_backlog

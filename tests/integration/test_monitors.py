@@ -25,12 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
-from services.core.instances.service import Services
 from services.core.monitors import service as monitors
 from services.core.monitors.models import MonitorRecord
 from services.core.monitors.rdap import RdapBootstrap
 from services.core.monitors.service import MonitorOptions
 from services.core.settings import Settings
+from services.core.shared import Services
 from tests.conftest import TokenFactory
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)

@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
 from services.core.instances.jobs import QueuedJob
-from services.core.instances.service import Services
 from services.core.settings import Settings
+from services.core.shared import Services
 from services.core.sipp import service as sipp
 from services.core.work import QUEUE_NAME
 from services.worker import context as worker_context

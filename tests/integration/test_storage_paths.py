@@ -28,8 +28,9 @@ from services.core.engine.state import (
 from services.core.instances import service as instances
 from services.core.instances.deadlines import sweep
 from services.core.instances.repository import INSTANCES, TASKS
-from services.core.instances.service import InstanceView, Services, verify_stored
+from services.core.instances.service import InstanceView, verify_stored
 from services.core.settings import Settings, WorkerSettings
+from services.core.shared import Services
 
 # The escalation levels of the default settings.
 MULTIPLES = WorkerSettings().escalation_multiples

@@ -24,9 +24,9 @@ from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
 from services.core.hooks import processing
 from services.core.hooks import service as hooks
-from services.core.instances.service import Services
 from services.core.secrets import unseal
 from services.core.settings import PROJECT_ROOT, Settings
+from services.core.shared import Services
 from tests.conftest import TokenFactory
 from tests.workers import run_burst
 

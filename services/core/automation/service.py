@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.core.engine.errors import DomainError
 from services.core.engine.state import Actor, Command, CompleteTask, Flag
 from services.core.instances import service as instances
-from services.core.instances.service import Applied, InstanceView, Services
+from services.core.instances.service import Applied, InstanceView
+from services.core.shared import Services
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,8 @@ from services.core.hooks.service import HookKind, MessageStatus
 from services.core.instances import repository as instance_repository
 from services.core.instances import service as instances
 from services.core.instances.jobs import QueuedJob
-from services.core.instances.service import ConcurrentModification, Services
+from services.core.instances.service import ConcurrentModification
+from services.core.shared import Services
 
 UPGRADE_SOP = "upgrade-sipp"
 SATGAS_ROLE = "satgas_sipp"

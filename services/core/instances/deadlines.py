@@ -29,9 +29,10 @@ from services.core.engine.errors import DomainError
 from services.core.engine.machine import decide
 from services.core.engine.state import Actor, Escalate, InstanceState
 from services.core.instances import repository
-from services.core.instances.service import Services, decision_events
+from services.core.instances.service import decision_events
 from services.core.people import acting
 from services.core.satkers.service import SatkerDirectory
+from services.core.shared import Services
 
 log = structlog.get_logger(__name__)
 

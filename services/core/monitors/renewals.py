@@ -14,8 +14,9 @@ from services.core.audit.findings import record_finding
 from services.core.engine.state import Actor
 from services.core.errors import NotFound
 from services.core.instances import service as instances
-from services.core.instances.service import Applied, Services
+from services.core.instances.service import Applied
 from services.core.monitors.models import RenewalRecord
+from services.core.shared import Services
 
 RENEWAL_STEP = "perbarui_layanan_hosting"
 SERVICES = ("hosting", "domain", "connection")

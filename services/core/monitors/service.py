@@ -30,7 +30,7 @@ from services.core.engine.state import Actor, Comment
 from services.core.errors import NotFound
 from services.core.instances import service as instances
 from services.core.instances.models import InstanceRecord
-from services.core.instances.service import Applied, Services
+from services.core.instances.service import Applied
 from services.core.monitors.models import (
     MaintenanceWindowRecord,
     MonitorCheckRecord,
@@ -47,6 +47,7 @@ from services.core.monitors.rules import (
     next_state,
 )
 from services.core.monitors.tls import CertificateCheckError, certificate_status, expiry_alerts
+from services.core.shared import Services
 
 log = structlog.get_logger(__name__)
 

@@ -21,7 +21,8 @@ from services.core.automation.service import StepCannotRun, StepResult
 from services.core.engine.calendar import WorkingCalendar
 from services.core.engine.state import Actor
 from services.core.instances.models import InstanceRecord
-from services.core.instances.service import Applied, InstanceView, Services, start_instance
+from services.core.instances.service import Applied, InstanceView, start_instance
+from services.core.shared import Services
 from services.core.sipp.config import SippCheckConfig
 from services.core.sipp.models import BackupCheckRecord, SippConfigRecord
 from services.core.sipp.verify import BackupVerdict, verify_backup
