@@ -27,6 +27,7 @@ import argparse
 import asyncio
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -164,8 +165,8 @@ def main() -> None:
         rows.append(
             (
                 label,
-                _best(lambda body=body: PlainInstance.model_validate(body), repeat, rounds),
-                _best(lambda body=body: InstanceCreate.model_validate(body), repeat, rounds),
+                _best(partial(PlainInstance.model_validate, body), repeat, rounds),
+                _best(partial(InstanceCreate.model_validate, body), repeat, rounds),
             )
         )
 

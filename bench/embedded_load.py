@@ -139,9 +139,10 @@ class CpuMeter:
 
     def stop(self) -> dict[str, float]:
         wall = time.monotonic() - self._began
-        cores: Counter[str] = Counter()
+        cores: dict[str, float] = {}
         for pid, name in self._processes.items():
-            cores[name] += max(_cpu_seconds(pid) - self._seconds[pid], 0.0) / wall
+            used = max(_cpu_seconds(pid) - self._seconds[pid], 0.0) / wall
+            cores[name] = cores.get(name, 0.0) + used
         busy, total = _machine_busy()
         share = (busy - self._machine[0]) / max(total - self._machine[1], 1)
         cores["machine"] = share * (os.cpu_count() or 1)
@@ -457,7 +458,7 @@ async def run(
             results[kind].timeouts += latencies.timeouts
     elapsed = args.seconds
     server = server_latencies(log_path, start_at, stop_at)
-    latencies = [value for kind in KINDS for value in results[kind].ok]
+    answered = [value for kind in KINDS for value in results[kind].ok]
     errors: Counter[str] = Counter()
     for kind in KINDS:
         errors.update({f"{kind}: {key}": n for key, n in results[kind].errors.items()})
@@ -468,11 +469,11 @@ async def run(
         backend=backend,
         clients=args.clients,
         seconds=round(elapsed, 1),
-        requests=len(latencies),
-        requests_per_s=round(len(latencies) / elapsed, 1),
-        p50_ms=_ms(percentile(latencies, 0.50)),
-        p99_ms=_ms(percentile(latencies, 0.99)),
-        max_ms=_ms(max(latencies, default=float("nan"))),
+        requests=len(answered),
+        requests_per_s=round(len(answered) / elapsed, 1),
+        p50_ms=_ms(percentile(answered, 0.50)),
+        p99_ms=_ms(percentile(answered, 0.99)),
+        max_ms=_ms(max(answered, default=float("nan"))),
         server_p50_ms=_ms(percentile([v for kind in KINDS for v in server[kind]], 0.50)),
         server_p99_ms=_ms(percentile([v for kind in KINDS for v in server[kind]], 0.99)),
         errors=sum(errors.values()),

@@ -82,6 +82,7 @@ import sqlalchemy as sa
 from redis.asyncio import Redis
 from scratch import admin, scratch_database
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from services.core import migrate
 from services.core.audit.models import OutboxRecord
@@ -613,29 +614,34 @@ async def analyse_burst(
     async with unit_of_work(ctx.sessions) as session:
         rows = (
             await session.execute(
-                sa.select(OutboxRecord.id, OutboxRecord.created_at, OutboxRecord.published_at)
-                .where(OutboxRecord.created_at >= written.first_at)  # type: ignore[arg-type]
-                .where(OutboxRecord.type != "webhook.subscription_disabled")  # type: ignore[arg-type]
+                sa.select(
+                    col(OutboxRecord.id),
+                    col(OutboxRecord.created_at),
+                    col(OutboxRecord.published_at),
+                )
+                .where(col(OutboxRecord.created_at) >= written.first_at)
+                .where(col(OutboxRecord.type) != "webhook.subscription_disabled")
             )
         ).all()
         deliveries = (
             await session.execute(
                 sa.select(
-                    WebhookDeliveryRecord.id,
-                    WebhookDeliveryRecord.outbox_id,
-                    WebhookDeliveryRecord.subscription_id,
-                    WebhookDeliveryRecord.payload,
-                    WebhookDeliveryRecord.status,
-                    WebhookDeliveryRecord.created_at,
+                    col(WebhookDeliveryRecord.id),
+                    col(WebhookDeliveryRecord.outbox_id),
+                    col(WebhookDeliveryRecord.subscription_id),
+                    col(WebhookDeliveryRecord.payload),
+                    col(WebhookDeliveryRecord.status),
+                    col(WebhookDeliveryRecord.created_at),
                 )
             )
         ).all()
-        firsts = dict(
+        firsts: dict[int, datetime] = dict(
             (
                 await session.execute(
                     sa.select(
-                        WebhookAttemptRecord.delivery_id, WebhookAttemptRecord.attempted_at
-                    ).where(WebhookAttemptRecord.number == 1)  # type: ignore[arg-type]
+                        col(WebhookAttemptRecord.delivery_id),
+                        col(WebhookAttemptRecord.attempted_at),
+                    ).where(col(WebhookAttemptRecord.number) == 1)
                 )
             ).all()
         )
@@ -831,17 +837,17 @@ async def leased(sessions: Sessions) -> list[tuple[int, int, datetime]]:
     async with unit_of_work(sessions) as session:
         rows = await session.execute(
             sa.select(
-                WebhookAttemptRecord.delivery_id,
-                WebhookAttemptRecord.number,
-                WebhookAttemptRecord.attempted_at,
+                col(WebhookAttemptRecord.delivery_id),
+                col(WebhookAttemptRecord.number),
+                col(WebhookAttemptRecord.attempted_at),
             )
             .join(
                 WebhookDeliveryRecord,
-                WebhookDeliveryRecord.id == WebhookAttemptRecord.delivery_id,  # type: ignore[arg-type]
+                col(WebhookDeliveryRecord.id) == col(WebhookAttemptRecord.delivery_id),
             )
-            .where(WebhookAttemptRecord.duration_ms.is_(None))  # type: ignore[union-attr]
-            .where(WebhookDeliveryRecord.status == "pending")  # type: ignore[arg-type]
-            .where(WebhookDeliveryRecord.attempts == WebhookAttemptRecord.number)  # type: ignore[arg-type]
+            .where(col(WebhookAttemptRecord.duration_ms).is_(None))
+            .where(col(WebhookDeliveryRecord.status) == "pending")
+            .where(col(WebhookDeliveryRecord.attempts) == col(WebhookAttemptRecord.number))
         )
         return [(r[0], r[1], r[2]) for r in rows.all()]
 
@@ -890,11 +896,11 @@ async def kill(ctx: Context, backend: str) -> Kill:
             async with unit_of_work(sessions) as session:
                 rows = await session.execute(
                     sa.select(
-                        WebhookAttemptRecord.delivery_id,
-                        WebhookAttemptRecord.number,
-                        WebhookAttemptRecord.attempted_at,
+                        col(WebhookAttemptRecord.delivery_id),
+                        col(WebhookAttemptRecord.number),
+                        col(WebhookAttemptRecord.attempted_at),
                     ).where(
-                        WebhookAttemptRecord.delivery_id.in_(  # type: ignore[attr-defined]
+                        col(WebhookAttemptRecord.delivery_id).in_(
                             list(wanted.keys() - retried.keys())
                         )
                     )

@@ -7,10 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+import httpx
 import pytest
 import sqlalchemy as sa
 from jose import jwt
@@ -18,12 +20,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.identity.tokens import TokenVerifier
 from services.core.settings import PROJECT_ROOT, Settings
+from tests.conftest import TokenFactory
 
 ALUR = [sys.executable, "-m", "services.cli.main"]
+Alur = Callable[..., subprocess.CompletedProcess[str]]
 
 
 @pytest.fixture
-def alur(settings_env: dict[str, str], migrated: Settings):  # type: ignore[no-untyped-def]
+def alur(settings_env: dict[str, str], migrated: Settings) -> Alur:
     env = {**os.environ, **settings_env}
 
     def run(*args: str, **environ: str) -> subprocess.CompletedProcess[str]:
@@ -135,7 +139,7 @@ main.main()
 
 
 @pytest.mark.parametrize("debug", [False, True])
-def test_an_unexpected_error_is_short_and_never_shows_locals(  # type: ignore[no-untyped-def]
+def test_an_unexpected_error_is_short_and_never_shows_locals(
     settings_env: dict[str, str], debug: bool
 ) -> None:
     args = ["--debug", "explode"] if debug else ["explode"]
@@ -175,8 +179,8 @@ def test_satker_add_and_list(alur) -> None:  # type: ignore[no-untyped-def]
 
 
 async def test_audit_verify_finds_an_edited_event(
-    alur, engine: AsyncEngine, client, auth_headers
-) -> None:  # type: ignore[no-untyped-def]
+    alur: Alur, engine: AsyncEngine, client: httpx.AsyncClient, auth_headers: TokenFactory
+) -> None:
     # Begun on paper two days ago, at 08:00 WIB: the time comes with its +07:00 offset.
     wib = timezone(timedelta(hours=7))
     started_at = (datetime.now(wib) - timedelta(days=2)).replace(hour=8, minute=0)

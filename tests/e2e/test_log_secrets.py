@@ -19,6 +19,7 @@ from pathlib import Path
 import httpx
 import orjson
 import pytest
+from pydantic import SecretStr
 
 from services.core.identity.tokens import issue_token
 from services.core.settings import PROJECT_ROOT, AuthSettings
@@ -98,7 +99,7 @@ def run(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Run]:
             process=process,
             database=tmp_path / "data" / "alur.db",
             output=output,
-            auth=AuthSettings(jwt_secret=jwt_secret),  # type: ignore[arg-type]
+            auth=AuthSettings(jwt_secret=SecretStr(jwt_secret)),
             secrets=[jwt_secret, metrics_token],
         )
     finally:
@@ -113,7 +114,7 @@ def _exercise(run: Run) -> None:
         # Bad credentials of every kind.
         garbage = f"not-a-jwt-{secrets.token_hex(16)}"
         forged = issue_token(
-            AuthSettings(jwt_secret=f"another-secret-{secrets.token_hex(16)}"),  # type: ignore[arg-type]
+            AuthSettings(jwt_secret=SecretStr(f"another-secret-{secrets.token_hex(16)}")),
             sub="mallory",
             roles=["admin"],
             satker="pn-tais",
@@ -206,9 +207,9 @@ def _exercise(run: Run) -> None:
                 "name": "another", "kind": "correlation", "satkers": ["pn-tais"]
             }),
         ]  # fmt: skip
-        for table, method, path, body in failures:
+        for table, method, path, payload in failures:
             run.break_table(table)
-            failed = httpx.request(method, run.url + path, json=body, headers=admin, timeout=30)
+            failed = httpx.request(method, run.url + path, json=payload, headers=admin, timeout=30)
             assert failed.status_code == 500, failed.text
         # The worker's jobs fail too now (the deadline sweep reads tasks every second).
         time.sleep(3)

@@ -40,7 +40,7 @@ SOPS = sorted(
 
 SUB = "property@pn-tais"
 # What a sane API accepts as text: any character but NUL and unpaired surrogates.
-characters = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
+characters = st.characters(exclude_categories=["Cs"], exclude_characters="\x00")
 
 
 def text(min_size: int = 0, max_size: int = 40) -> st.SearchStrategy[str]:
@@ -184,7 +184,8 @@ async def _command(
     kind = data.draw(st.sampled_from(kinds), label="command")
     if kind == "comment":
         body: dict[str, Any] = {"text": data.draw(filled(200), label="comment")}
-        if open_tasks and data.draw(st.booleans(), label="on a task"):
+        on_a_task: bool = data.draw(st.booleans(), label="on a task")
+        if open_tasks and on_a_task:
             body["task"] = data.draw(st.sampled_from(open_tasks))["id"]
         return await api.post(f"{path}/comments", body)
     if kind == "cancel":

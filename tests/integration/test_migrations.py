@@ -100,7 +100,7 @@ async def test_downgrade_gives_waiting_event_rows_their_body_back(scratch_databa
                 }
             ],
         )
-        event_id = (
+        event_id: int = (
             await connection.execute(
                 sa.insert(AuditEventRecord.__table__).returning(sa.column("id")),  # type: ignore[attr-defined]
                 {

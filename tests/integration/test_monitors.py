@@ -8,7 +8,7 @@ import ipaddress
 import json
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -60,7 +60,7 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
 
-def _serve(context: ssl.SSLContext | None = None) -> Iterator[tuple[Site, str]]:
+def _serve(context: ssl.SSLContext | None = None) -> Generator[tuple[Site, str]]:
     server = Site(("127.0.0.1", 0), Handler)
     server.routes = {}
     if context is not None:

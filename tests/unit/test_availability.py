@@ -22,12 +22,12 @@ from services.core.availability import (
     redis_unavailable,
 )
 
-_dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)
+_dbapi = AsyncAdapt_asyncpg_dbapi(asyncpg)  # type: ignore[no-untyped-call]
 
 
-def _postgres(error: Exception, *, invalidated: bool = False) -> sa_errors.DBAPIError:
+def _postgres(error: Exception, *, invalidated: bool = False) -> sa_errors.StatementError:
     """SQLAlchemy's wrapping of an asyncpg error, as the asyncpg dialect translates it."""
-    translated = _dbapi.Error(str(error), error)
+    translated = _dbapi.Error(str(error), error)  # type: ignore[no-untyped-call]
     return sa_errors.DBAPIError.instance(
         "SELECT secret FROM t WHERE token = $1",
         ("tok_123",),
@@ -37,7 +37,7 @@ def _postgres(error: Exception, *, invalidated: bool = False) -> sa_errors.DBAPI
     )
 
 
-def _sqlite(message: str) -> sa_errors.DBAPIError:
+def _sqlite(message: str) -> sa_errors.StatementError:
     return sa_errors.DBAPIError.instance(
         "SELECT 1", (), sqlite3.OperationalError(message), sqlite3.Error
     )

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 import SpiffWorkflow.bpmn.parser as spiff_parser
-from lxml import etree  # type: ignore[import-untyped]  # no stubs installed
+from lxml import etree  # no stubs installed
 from ruamel.yaml import YAML
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.parser import BpmnParser
