@@ -12,8 +12,7 @@ import asyncio
 import os
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import pytest
 import redis
 import sqlalchemy as sa
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from services.api.app import create_app
 from services.core import migrate
@@ -32,24 +31,14 @@ from services.core.logging import flush_logs
 from services.core.redis import EmbeddedRedis
 from services.core.settings import Settings, get_settings
 from tests.servers import PostgresServer, RedisServer, postgres_binaries
-
-TEST_DATABASE_URL = os.environ.get("ALUR_TEST_DATABASE_URL")
-TEST_REDIS_URL = os.environ.get("ALUR_TEST_REDIS_URL")
-TEST_JWT_SECRET = "alur-test-secret-0123456789abcdef0123456789"
-
-
-async def _create_database(url: str, name: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    await engine.dispose()
-
-
-async def _drop_database(url: str, name: str) -> None:
-    engine = create_async_engine(url, isolation_level="AUTOCOMMIT")
-    async with engine.connect() as connection:
-        await connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await engine.dispose()
+from tests.support import (
+    TEST_DATABASE_URL,
+    TEST_JWT_SECRET,
+    TEST_REDIS_URL,
+    TokenFactory,
+    create_database,
+    drop_database,
+)
 
 
 @pytest.fixture(scope="session")
@@ -58,13 +47,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'alur.db'}"
         return
     name = f"alur_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_create_database(TEST_DATABASE_URL, name))
+    asyncio.run(create_database(TEST_DATABASE_URL, name))
     try:
         yield (
             sa.make_url(TEST_DATABASE_URL).set(database=name).render_as_string(hide_password=False)
         )
     finally:
-        asyncio.run(_drop_database(TEST_DATABASE_URL, name))
+        asyncio.run(drop_database(TEST_DATABASE_URL, name))
 
 
 @pytest.fixture(scope="session")
@@ -138,16 +127,6 @@ async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://alur.test") as http:
         yield http
-
-
-@asynccontextmanager
-async def serving(settings: Settings) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
-    """A second app, started with other settings than the session's, and its client."""
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        transport = httpx.ASGITransport(app=application)
-        async with httpx.AsyncClient(transport=transport, base_url="http://alur.test") as http:
-            yield application, http
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -250,7 +229,7 @@ async def own_database(
         yield f"sqlite+aiosqlite:///{copy}"
         return
     name = f"alur_ready_{uuid.uuid4().hex[:10]}"
-    await _create_database(TEST_DATABASE_URL, name)
+    await create_database(TEST_DATABASE_URL, name)
     url = sa.make_url(TEST_DATABASE_URL).set(database=name).render_as_string(False)
     # Alembic's env.py reads the database URL from the settings, hence the environment.
     monkeypatch.setenv("ALUR_DATABASE__URL", url)
@@ -263,7 +242,7 @@ async def own_database(
     try:
         yield url
     finally:
-        await _drop_database(TEST_DATABASE_URL, name)
+        await drop_database(TEST_DATABASE_URL, name)
 
 
 @pytest.fixture
@@ -301,9 +280,6 @@ def postgres_server(settings_env: dict[str, str]) -> Iterator[PostgresServer]:
         yield server
     finally:
         server.remove()
-
-
-TokenFactory = Callable[..., dict[str, str]]
 
 
 @pytest.fixture(scope="session")

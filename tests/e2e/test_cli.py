@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.identity.tokens import TokenVerifier
 from services.core.settings import PROJECT_ROOT, Settings
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 
 ALUR = [sys.executable, "-m", "services.cli.main"]
 Alur = Callable[..., subprocess.CompletedProcess[str]]

@@ -15,8 +15,8 @@ import httpx
 import pytest
 
 from services.core.settings import PROJECT_ROOT, Settings
-from tests.conftest import TokenFactory
 from tests.people import PASSWORD, add_person, bearer, sign_in, unique
+from tests.support import TokenFactory
 
 Alur = Callable[..., subprocess.CompletedProcess[str]]
 

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 
 LOCK = Path(__file__).with_name("openapi-client.lock")
 BASE_URL = "http://alur.test"

@@ -26,7 +26,7 @@ from services.core.catalog.loader import load_catalog
 from services.core.engine.definition import Catalog, SopDefinition, Step, StepKind
 from services.core.engine.state import ADMIN_ROLE
 from services.core.settings import Settings
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 
 PROBLEM = "application/problem+json"
 SATKER = "pn-tais"

@@ -37,8 +37,8 @@ from services.core.telemetry.worker_stats import (
     read_job_stats,
 )
 from services.core.work import QUEUE_NAME
-from tests.conftest import TEST_JWT_SECRET, serving
 from tests.servers import PostgresServer, RedisServer
+from tests.support import TEST_JWT_SECRET, serving
 
 ALUR = [sys.executable, "-m", "services.cli.main"]
 SLOT = "2026-01-05T08:00:00+00:00"

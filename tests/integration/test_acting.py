@@ -25,8 +25,8 @@ from services.core.people.models import PersonRecord
 from services.core.satkers.service import load_directory
 from services.core.settings import Settings, WorkerSettings
 from services.core.shared import Services
-from tests.conftest import TokenFactory
 from tests.people import add_person, bearer, sign_in, unique
+from tests.support import TokenFactory
 
 # The escalation levels of the default settings.
 MULTIPLES = WorkerSettings().escalation_multiples

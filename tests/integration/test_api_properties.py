@@ -33,7 +33,7 @@ from services.core import migrate
 from services.core.db import create_engine, session_factory, unit_of_work
 from services.core.satkers import service as satkers
 from services.core.settings import Settings, get_settings
-from tests.conftest import TEST_DATABASE_URL, TokenFactory, _create_database, _drop_database
+from tests.support import TEST_DATABASE_URL, TokenFactory, create_database, drop_database
 
 SATKER = "uji-sifat"
 ROLES = ["admin", "admin_website", "staf_ti", "kasubbag_ptip", "pembuat_artikel"]
@@ -74,7 +74,7 @@ async def running_app(
         url = f"sqlite+aiosqlite:///{data_dir / 'alur.db'}"
     else:
         name = f"alur_properties_{uuid.uuid4().hex[:10]}"
-        await _create_database(TEST_DATABASE_URL, name)
+        await create_database(TEST_DATABASE_URL, name)
         url = sa.make_url(TEST_DATABASE_URL).set(database=name).render_as_string(False)
     own = migrated.model_copy(
         update={
@@ -105,7 +105,7 @@ async def running_app(
     yield create_app(own)
     asgi.shutdown_lifespans()
     if name is not None:
-        await _drop_database(TEST_DATABASE_URL, name)  # type: ignore[arg-type]
+        await drop_database(TEST_DATABASE_URL, name)  # type: ignore[arg-type]
 
 
 @schema.parametrize()

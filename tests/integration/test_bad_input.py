@@ -20,7 +20,7 @@ from jose import jwt
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.settings import Settings
-from tests.conftest import TEST_JWT_SECRET, TokenFactory, serving
+from tests.support import TEST_JWT_SECRET, TokenFactory, serving
 
 PROBLEM = "application/problem+json"
 SATKER = "uji-masukan"

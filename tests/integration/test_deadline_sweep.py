@@ -23,7 +23,7 @@ from services.core.shared import Services
 from services.core.work import QUEUE_NAME
 from services.worker.settings import ArqSettings
 from services.worker.sweep import sweep_backlog
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 
 # The escalation levels of the default settings.
 MULTIPLES = WorkerSettings().escalation_multiples

@@ -24,8 +24,8 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.api.context import AppContext
 from services.core.settings import DatabaseSettings, HealthSettings, RedisSettings, Settings
 from services.core.telemetry.worker_stats import HEARTBEAT_KEY
-from tests.conftest import TEST_DATABASE_URL, serving
 from tests.servers import RedisServer
+from tests.support import TEST_DATABASE_URL, serving
 
 
 async def test_healthz_needs_nothing(client: httpx.AsyncClient) -> None:

@@ -11,7 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 
 pytestmark = pytest.mark.both_paths
 

@@ -25,7 +25,7 @@ from services.core.settings import MetricsSettings, Settings
 from services.core.sipp.models import BackupCheckRecord, SippConfigRecord
 from services.core.telemetry.worker_stats import HEARTBEAT_KEY
 from services.worker.instrumentation import instrumented
-from tests.conftest import TokenFactory, serving
+from tests.support import TokenFactory, serving
 
 # Monday 2 November 2026, 08:00 WIB: long past, so the task it opens is overdue now.
 STARTED = datetime(2026, 11, 2, 1, 0, tzinfo=UTC)

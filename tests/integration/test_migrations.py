@@ -23,7 +23,7 @@ from services.core.instances.models import InstanceRecord
 from services.core.satkers.models import SatkerRecord
 from services.core.secrets import new_key, unseal
 from services.core.settings import get_settings
-from tests.conftest import TEST_DATABASE_URL, _create_database, _drop_database
+from tests.support import TEST_DATABASE_URL, create_database, drop_database
 
 
 @pytest.fixture
@@ -33,14 +33,14 @@ async def scratch_database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> A
         name = None
     else:
         name = f"alur_scratch_{uuid.uuid4().hex[:10]}"
-        await _create_database(TEST_DATABASE_URL, name)
+        await create_database(TEST_DATABASE_URL, name)
         url = sa.make_url(TEST_DATABASE_URL).set(database=name).render_as_string(False)
     monkeypatch.setenv("ALUR_DATABASE__URL", url)
     get_settings.cache_clear()
     yield url
     get_settings.cache_clear()
     if name is not None:
-        await _drop_database(TEST_DATABASE_URL, name)  # type: ignore[arg-type]
+        await drop_database(TEST_DATABASE_URL, name)  # type: ignore[arg-type]
 
 
 async def _tables(url: str) -> set[str]:

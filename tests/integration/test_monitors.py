@@ -31,7 +31,7 @@ from services.core.monitors.rdap import RdapBootstrap
 from services.core.monitors.service import MonitorOptions
 from services.core.settings import Settings
 from services.core.shared import Services
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services.api.problems import PROBLEM_MEDIA_TYPE, Problem
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 
 OPERATION_IDS = Path(__file__).with_name("operation_ids.txt")
 PROBLEM = {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}

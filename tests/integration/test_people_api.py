@@ -8,8 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import TokenFactory
 from tests.people import PASSWORD, add_person, bearer, random_nip, sign_in, unique
+from tests.support import TokenFactory
 
 PROBLEM = "application/problem+json"
 

@@ -18,7 +18,7 @@ import structlog
 
 from services.core.logging import QUEUE_SIZE, configure_logging, flush_logs
 from services.core.settings import LogSettings, Settings
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 from tests.workers import run_burst
 
 

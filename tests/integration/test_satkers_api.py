@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 
 
 async def test_admin_adds_a_court_below_the_high_court(

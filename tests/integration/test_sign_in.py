@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.api.context import AppContext
 from services.core.identity.tokens import TokenExpired
 from services.core.settings import Settings
-from tests.conftest import TokenFactory, serving
 from tests.people import PASSWORD, add_person, bearer, rfc6238, sign_in
+from tests.support import TokenFactory, serving
 
 PROBLEM = "application/problem+json"
 

@@ -23,7 +23,7 @@ from services.core.work import QUEUE_NAME
 from services.worker import context as worker_context
 from services.worker import tasks as worker_tasks
 from services.worker.handlers import default_handlers
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 from tests.workers import run_burst
 
 # Tuesday 24 November 2026, 09:00 WIB: a working day, in working hours.

@@ -18,7 +18,7 @@ from services.api.context import AppContext
 from services.core import db
 from services.core.db import unit_of_work
 from services.core.settings import Settings
-from tests.conftest import TEST_DATABASE_URL, TokenFactory, serving
+from tests.support import TEST_DATABASE_URL, TokenFactory, serving
 
 pytestmark = pytest.mark.skipif(
     TEST_DATABASE_URL is not None, reason="SQLite's single writer (the embedded default)"

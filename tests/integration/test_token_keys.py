@@ -25,8 +25,8 @@ from services.core.auth import keys
 from services.core.db import session_factory, unit_of_work, utcnow
 from services.core.identity import jwks as remote_jwks
 from services.core.settings import PROJECT_ROOT, Settings
-from tests.conftest import TokenFactory, serving
 from tests.people import add_person, sign_in
+from tests.support import TokenFactory, serving
 
 
 @pytest.fixture

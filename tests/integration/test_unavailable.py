@@ -23,8 +23,8 @@ from fastapi import FastAPI
 from services.api.context import AppContext
 from services.api.problems import install_problem_handlers
 from services.core.settings import DatabaseSettings, RedisSettings, Settings
-from tests.conftest import TEST_DATABASE_URL, TokenFactory, serving
 from tests.servers import PostgresServer, RedisServer
+from tests.support import TEST_DATABASE_URL, TokenFactory, serving
 
 CONTENT = "konten-website"
 

@@ -27,7 +27,7 @@ from services.core.hooks import service as hooks
 from services.core.secrets import unseal
 from services.core.settings import PROJECT_ROOT, Settings
 from services.core.shared import Services
-from tests.conftest import TokenFactory
+from tests.support import TokenFactory
 from tests.workers import run_burst
 
 PROBLEM = "application/problem+json"
