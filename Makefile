@@ -42,6 +42,7 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python tools/commit_subjects.py
 
 format: $(VENV)/.dev
 	$(BIN)/ruff check --fix .
