@@ -80,9 +80,9 @@ def test_nested_sections_come_from_the_environment(monkeypatch: pytest.MonkeyPat
     assert not settings.is_embedded
 
 
-def test_readme_documents_every_setting() -> None:
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    documented = set(re.findall(r"`(ALUR_[A-Z_]+)`", readme))
+def test_the_configuration_page_documents_every_setting() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    documented = set(re.findall(r"`(ALUR_[A-Z_]+)`", page))
     assert set(_env_names(Settings)) <= documented
 
 
