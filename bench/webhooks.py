@@ -95,9 +95,9 @@ from services.core.secrets import new_key
 from services.core.settings import get_settings
 from services.core.shared import Services
 from services.core.telemetry.worker_stats import HEARTBEAT_KEY
-from services.core.webhooks import delivery as webhook_delivery
-from services.core.webhooks.models import WebhookAttemptRecord, WebhookDeliveryRecord
-from services.core.webhooks.service import create_subscription
+from services.core.webhooks_out import delivery as webhook_delivery
+from services.core.webhooks_out.models import WebhookAttemptRecord, WebhookDeliveryRecord
+from services.core.webhooks_out.service import create_subscription
 
 ROOT = Path(__file__).resolve().parents[1]
 SATKER = "pn-tais"

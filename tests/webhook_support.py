@@ -16,9 +16,9 @@ import standardwebhooks
 
 from services.core.db import unit_of_work, utcnow
 from services.core.settings import WebhookSettings
-from services.core.webhooks import relay
+from services.core.webhooks_out import relay
 from services.worker.context import of
-from services.worker.webhooks import (
+from services.worker.webhooks_out import (
     deliver_webhook,
     relay_outbox,
 )

@@ -15,7 +15,6 @@ from services.api.catalog.router import router as catalog_router
 from services.api.context import AppContext
 from services.api.deps import refuse_nul
 from services.api.health.router import router as health_router
-from services.api.hooks.router import router as hooks_router
 from services.api.instances.router import router as instances_router
 from services.api.instances.tasks_router import router as tasks_router
 from services.api.metrics.http import HttpMetrics
@@ -27,7 +26,8 @@ from services.api.people.router import router as people_router
 from services.api.problems import install_problem_handlers
 from services.api.satkers.router import router as satkers_router
 from services.api.sipp.router import router as sipp_router
-from services.api.webhooks.router import router as webhooks_router
+from services.api.webhooks_in.router import router as hooks_router
+from services.api.webhooks_out.router import router as webhooks_router
 from services.core import migrate
 from services.core.auth.keys import KeyRing, ensure_key
 from services.core.catalog.loader import load_catalog

@@ -9,10 +9,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.cli.records import _run
 from services.core.db import utcnow
-from services.core.hooks import service as hooks
-from services.core.hooks.models import HookSourceRecord
-from services.core.hooks.service import HookKind
 from services.core.satkers.service import load_directory
+from services.core.webhooks_in import service as hooks
+from services.core.webhooks_in.models import HookSourceRecord
+from services.core.webhooks_in.service import HookKind
 
 hook_source_app = typer.Typer(
     help="Senders of inbound webhooks (SATGAS SIPP, the high court).", no_args_is_help=True

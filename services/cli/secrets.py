@@ -10,11 +10,11 @@ from sqlmodel import select
 
 from services.core.auth.models import SigningKeyRecord
 from services.core.db import create_engine, session_factory, unit_of_work
-from services.core.hooks.models import HookSourceRecord
 from services.core.people.models import PersonRecord
 from services.core.secrets import new_key
 from services.core.settings import get_settings
-from services.core.webhooks.models import WebhookSubscriptionRecord
+from services.core.webhooks_in.models import HookSourceRecord
+from services.core.webhooks_out.models import WebhookSubscriptionRecord
 
 secrets_app = typer.Typer(
     help="Keys of the secrets stored encrypted (webhooks, hook sources, signing keys, TOTP).",

@@ -3,13 +3,13 @@
 from services.core.audit import models as audit_models
 from services.core.auth import models as auth_models
 from services.core.catalog import models as catalog_models
-from services.core.hooks import models as hook_models
 from services.core.instances import models as instance_models
 from services.core.monitors import models as monitor_models
 from services.core.people import models as people_models
 from services.core.satkers import models as satker_models
 from services.core.sipp import models as sipp_models
-from services.core.webhooks import models as webhook_models
+from services.core.webhooks_in import models as hook_models
+from services.core.webhooks_out import models as webhook_models
 
 __all__ = [
     "audit_models",

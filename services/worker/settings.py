@@ -20,7 +20,6 @@ from services.core.settings import get_settings
 from services.core.work import QUEUE_NAME
 from services.worker.context import shutdown, startup
 from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS
-from services.worker.hooks import process_inbound_message, resend_waiting_messages
 from services.worker.instrumentation import instrumented
 from services.worker.tasks import (
     check_monitor,
@@ -30,7 +29,8 @@ from services.worker.tasks import (
     run_automated_step,
     schedule_monitors,
 )
-from services.worker.webhooks import (
+from services.worker.webhooks_in import process_inbound_message, resend_waiting_messages
+from services.worker.webhooks_out import (
     deliver_webhook,
     deliver_webhooks,
     relay_outbox,

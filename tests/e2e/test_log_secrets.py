@@ -23,7 +23,7 @@ from pydantic import SecretStr
 
 from services.core.identity.tokens import issue_token
 from services.core.settings import PROJECT_ROOT, AuthSettings
-from services.core.webhooks import signing
+from services.core.webhooks_out import signing
 from tests.e2e.test_serve import ALUR, _free_port, _wait_ready
 
 

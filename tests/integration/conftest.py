@@ -16,10 +16,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core.db import session_factory, unit_of_work
 from services.core.settings import Settings
-from services.core.webhooks.models import WebhookSubscriptionRecord
+from services.core.webhooks_out.models import WebhookSubscriptionRecord
 from services.core.work import QUEUE_NAME
 from services.worker.context import of, shutdown, startup
-from services.worker.webhooks import (
+from services.worker.webhooks_out import (
     relay_outbox,
 )
 from tests.support import TokenFactory

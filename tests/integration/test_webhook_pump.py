@@ -17,11 +17,11 @@ from sqlmodel import col
 
 from services.core.audit.models import OutboxRecord
 from services.core.db import create_engine, session_factory, unit_of_work, utcnow
-from services.core.webhooks import delivery, pump, relay
-from services.core.webhooks.models import WebhookDeliveryRecord
+from services.core.webhooks_out import delivery, pump, relay
+from services.core.webhooks_out.models import WebhookDeliveryRecord
 from services.core.work import QUEUE_NAME
 from services.worker.context import of
-from services.worker.webhooks import (
+from services.worker.webhooks_out import (
     deliver_webhook,
     deliver_webhooks,
     relay_outbox,

@@ -22,11 +22,11 @@ from standardwebhooks.webhooks import Webhook
 
 from services.core.catalog.loader import load_catalog
 from services.core.db import session_factory, unit_of_work
-from services.core.hooks import processing
-from services.core.hooks import service as hooks
 from services.core.secrets import unseal
 from services.core.settings import PROJECT_ROOT, Settings
 from services.core.shared import Services
+from services.core.webhooks_in import processing
+from services.core.webhooks_in import service as hooks
 from tests.support import TokenFactory
 from tests.workers import run_burst
 

@@ -24,12 +24,12 @@ from services.core.db import session_factory, unit_of_work, utcnow
 from services.core.instances.models import InstanceRecord
 from services.core.secrets import unseal
 from services.core.settings import Settings, WebhookSettings
-from services.core.webhooks import delivery, relay
-from services.core.webhooks.catalogue import BY_TYPE
-from services.core.webhooks.models import WebhookDeliveryRecord, WebhookSubscriptionRecord
+from services.core.webhooks_out import delivery, relay
+from services.core.webhooks_out.event_types import BY_TYPE
+from services.core.webhooks_out.models import WebhookDeliveryRecord, WebhookSubscriptionRecord
 from services.core.work import QUEUE_NAME
 from services.worker.context import of
-from services.worker.webhooks import (
+from services.worker.webhooks_out import (
     deliver_webhook,
     relay_outbox,
     sweep_webhook_deliveries,
@@ -101,7 +101,9 @@ async def test_unknown_event_types_are_refused(
     assert (response.status_code, response.json()["code"]) == (422, "webhook_event_type_unknown")
 
 
-async def test_the_event_catalogue(client: httpx.AsyncClient, auth_headers: TokenFactory) -> None:
+async def test_the_event_types_are_listed(
+    client: httpx.AsyncClient, auth_headers: TokenFactory
+) -> None:
     response = await client.get("/v1/webhook-event-types", headers=auth_headers(["staf_ti"]))
     items = {item["type"]: item for item in response.json()["items"]}
     assert set(items) == set(BY_TYPE)
@@ -463,7 +465,7 @@ async def test_rotated_secrets_overlap(
     assert latest.json()["secret"] not in shown.text
 
 
-async def test_wildcard_filters_and_payloads_match_the_catalogue(
+async def test_wildcard_filters_and_payloads_match_the_event_types(
     client: httpx.AsyncClient,
     auth_headers: TokenFactory,
     subscribe: Subscribe,
@@ -492,7 +494,7 @@ async def test_wildcard_filters_and_payloads_match_the_catalogue(
         assert set(payload["data"]) <= set(schema["properties"]["data"]["properties"])
 
 
-async def test_every_outbox_row_matches_the_catalogue(engine: AsyncEngine) -> None:
+async def test_every_outbox_row_matches_its_event_type(engine: AsyncEngine) -> None:
     """Whatever the suite has produced so far (instances, deadlines, monitors, backups)."""
     async with unit_of_work(session_factory(engine)) as session:
         rows = (await session.scalars(sa.select(OutboxRecord))).all()

@@ -1,4 +1,4 @@
-"""Outbound webhook rules without I/O: the event catalogue, filters, signatures (checked
+"""Outbound webhook rules without I/O: the event types, filters, signatures (checked
 with the `standardwebhooks` library), forbidden addresses, the retry schedule."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import standardwebhooks
 
 from services.core.engine import state
 from services.core.settings import PROJECT_ROOT, WebhookSettings
-from services.core.webhooks import catalogue, delivery, signing, targets
-from services.core.webhooks.catalogue import BY_TYPE, EVENT_TYPES, check_patterns, matches
+from services.core.webhooks_out import delivery, event_types, signing, targets
+from services.core.webhooks_out.event_types import BY_TYPE, EVENT_TYPES, check_patterns, matches
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
@@ -49,7 +49,7 @@ def _finding_types() -> set[str]:
     return found
 
 
-def test_every_emitted_event_type_is_in_the_catalogue() -> None:
+def test_every_emitted_event_type_is_a_known_event_type() -> None:
     engine, findings = _engine_event_types(), _finding_types()
     assert len(engine) == len(typing.get_args(state.Effect))
     assert {"monitor.down", "backup.failed", "webhook.subscription_disabled"} <= findings
@@ -71,7 +71,7 @@ def test_instance_event_schemas_name_every_effect_field() -> None:
 
 
 @pytest.mark.parametrize("event", EVENT_TYPES, ids=lambda e: e.type)
-def test_each_example_matches_its_schema(event: catalogue.EventType) -> None:
+def test_each_example_matches_its_schema(event: event_types.EventType) -> None:
     validator = jsonschema.Draft202012Validator(
         event.schema, format_checker=jsonschema.FormatChecker()
     )
@@ -98,7 +98,7 @@ def test_filters(patterns: list[str], event_type: str, expected: bool) -> None:
 
 @pytest.mark.parametrize("pattern", ["tsak.*", "task.open", "task*", "*.opened", "", "TASK.*"])
 def test_unknown_patterns_are_refused(pattern: str) -> None:
-    with pytest.raises(catalogue.WebhookEventTypeUnknown):
+    with pytest.raises(event_types.WebhookEventTypeUnknown):
         check_patterns([pattern])
 
 

@@ -50,7 +50,7 @@ class OutboxRecord(SQLModel, table=True):
     satker_id: str = Field(max_length=64)
     type: str = Field(max_length=64)
     # The body to publish. None for an instance's audit event: the relay composes it from
-    # the event (`services.core.webhooks.envelope`), so the event's data is stored once.
+    # the event (`services.core.webhooks_out.envelope`), so the event's data is stored once.
     payload: dict[str, Any] | None = Field(default=None, sa_type=JsonType)
     created_at: datetime = Field(sa_type=UtcDateTime)
     published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

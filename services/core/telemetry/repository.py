@@ -22,7 +22,7 @@ from services.core.instances.models import InstanceRecord, TaskRecord, past_due
 from services.core.monitors.models import MonitorCheckRecord, MonitorRecord
 from services.core.people.acting import UNSTAFFED
 from services.core.sipp.models import BackupCheckRecord
-from services.core.webhooks.models import WebhookDeliveryRecord
+from services.core.webhooks_out.models import WebhookDeliveryRecord
 
 # Every status a delivery can have (see WebhookDeliveryRecord.status). Each is reported,
 # at 0 too: an alert on the change of `dead` needs the series before the first one dies.

@@ -16,10 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.errors import AlurError, Conflict, NotFound
-from services.core.hooks import repository, signature
-from services.core.hooks.models import HookSourceRecord, InboundMessageRecord
 from services.core.satkers.service import SatkerNotFound
 from services.core.validation import check_json
+from services.core.webhooks_in import repository, signature
+from services.core.webhooks_in.models import HookSourceRecord, InboundMessageRecord
 
 # A notice is a few fields; anything near this size is not one of ours.
 MAX_BODY_BYTES = 256 * 1024

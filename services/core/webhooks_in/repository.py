@@ -8,7 +8,11 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.core.hooks.models import HookSourceRecord, InboundMessageRecord, SippUpgradeRecord
+from services.core.webhooks_in.models import (
+    HookSourceRecord,
+    InboundMessageRecord,
+    SippUpgradeRecord,
+)
 
 
 async def get_source(session: AsyncSession, name: str) -> HookSourceRecord | None:

@@ -10,9 +10,9 @@ from arq import Retry
 
 from services.core.availability import database_unavailable
 from services.core.db import utcnow
-from services.core.hooks import processing
-from services.core.hooks import service as hooks
-from services.core.hooks.jobs import InboundMessageJob
+from services.core.webhooks_in import processing
+from services.core.webhooks_in import service as hooks
+from services.core.webhooks_in.jobs import InboundMessageJob
 from services.worker.context import of, unit
 from services.worker.tasks import backoff_seconds
 

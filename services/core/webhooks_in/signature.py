@@ -1,5 +1,5 @@
 """Standard Webhooks verification (https://www.standardwebhooks.com) of inbound messages,
-with the signing of outbound ones (`services.core.webhooks.signing`): the sender signs
+with the signing of outbound ones (`services.core.webhooks_out.signing`): the sender signs
 `{webhook-id}.{webhook-timestamp}.{raw body}` with HMAC-SHA256 keyed by the secret's
 bytes (the base64 after `whsec_`) and sends `v1,<base64 signature>` entries."""
 
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 
 from services.core.errors import AlurError
-from services.core.webhooks.signing import SECRET_PREFIX, new_secret, sign
+from services.core.webhooks_out.signing import SECRET_PREFIX, new_secret, sign
 
 __all__ = ["SECRET_PREFIX", "new_secret", "sign", "verify"]
 

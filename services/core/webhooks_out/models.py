@@ -20,7 +20,7 @@ class WebhookSubscriptionRecord(SQLModel, table=True):
     id: str = Field(primary_key=True, max_length=36)
     satker_id: str = Field(foreign_key="satker.id", max_length=64)
     url: str = Field(max_length=2000)
-    # Exact types, `prefix.*` or `*` (see `catalogue.matches`).
+    # Exact types, `prefix.*` or `*` (see `event_types.matches`).
     event_types: list[str] = Field(default_factory=list, sa_type=JsonType)
     active: bool = True
     description: str = Field(default="", max_length=500)

@@ -21,14 +21,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.core.engine.definition import StepKind
 from services.core.engine.state import Actor, InstanceState, RecordExternal, TaskStatus
 from services.core.errors import AlurError
-from services.core.hooks import repository
-from services.core.hooks.models import HookSourceRecord, InboundMessageRecord, SippUpgradeRecord
-from services.core.hooks.service import HookKind, MessageStatus
 from services.core.instances import repository as instance_repository
 from services.core.instances import service as instances
 from services.core.instances.jobs import QueuedJob
 from services.core.instances.service import ConcurrentModification
 from services.core.shared import Services
+from services.core.webhooks_in import repository
+from services.core.webhooks_in.models import (
+    HookSourceRecord,
+    InboundMessageRecord,
+    SippUpgradeRecord,
+)
+from services.core.webhooks_in.service import HookKind, MessageStatus
 
 UPGRADE_SOP = "upgrade-sipp"
 SATGAS_ROLE = "satgas_sipp"

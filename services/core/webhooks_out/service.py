@@ -11,13 +11,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.errors import Conflict, NotFound
-from services.core.webhooks import repository
-from services.core.webhooks.catalogue import check_patterns
-from services.core.webhooks.delivery import LEASE
-from services.core.webhooks.jobs import DeliveryJob
-from services.core.webhooks.models import WebhookDeliveryRecord, WebhookSubscriptionRecord
-from services.core.webhooks.signing import new_secret
-from services.core.webhooks.targets import check_url
+from services.core.webhooks_out import repository
+from services.core.webhooks_out.delivery import LEASE
+from services.core.webhooks_out.event_types import check_patterns
+from services.core.webhooks_out.jobs import DeliveryJob
+from services.core.webhooks_out.models import WebhookDeliveryRecord, WebhookSubscriptionRecord
+from services.core.webhooks_out.signing import new_secret
+from services.core.webhooks_out.targets import check_url
 
 UPDATABLE = frozenset({"url", "event_types", "active", "description"})
 

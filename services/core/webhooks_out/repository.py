@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.core.webhooks.models import (
+from services.core.webhooks_out.models import (
     WebhookAttemptRecord,
     WebhookDeliveryRecord,
     WebhookSubscriptionRecord,

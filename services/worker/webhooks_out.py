@@ -18,7 +18,7 @@ from arq import Retry
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.core.db import utcnow
-from services.core.webhooks import delivery, pump, relay
+from services.core.webhooks_out import delivery, pump, relay
 from services.worker.context import of, unit
 
 log = structlog.get_logger(__name__)

@@ -29,7 +29,7 @@ _INSTANCES: sa.Table = InstanceRecord.__table__  # type: ignore[attr-defined]
 
 def event_body(event: Mapping[Any, Any], satker: str, sop: str) -> dict[str, Any]:
     """The published form of an instance's audit event (webhook bodies; see
-    `services.core.webhooks.catalogue`). `event` holds the event's columns;
+    `services.core.webhooks_out.event_types`). `event` holds the event's columns;
     `acting_for` is in the body only when it was set."""
     body = {
         "id": f"evt_{event['id']}",

@@ -7,8 +7,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.core.hooks.service import SOURCE_NAME_PATTERN, HookKind, MessageStatus
 from services.core.validation import StrictBody
+from services.core.webhooks_in.service import SOURCE_NAME_PATTERN, HookKind, MessageStatus
 
 
 class HookSourceCreate(StrictBody):

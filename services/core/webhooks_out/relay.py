@@ -23,11 +23,11 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.audit.models import OutboxRecord
-from services.core.webhooks import repository
-from services.core.webhooks.catalogue import matches
-from services.core.webhooks.envelope import event_bodies
-from services.core.webhooks.jobs import DeliveryJob
-from services.core.webhooks.models import WebhookDeliveryRecord
+from services.core.webhooks_out import repository
+from services.core.webhooks_out.envelope import event_bodies
+from services.core.webhooks_out.event_types import matches
+from services.core.webhooks_out.jobs import DeliveryJob
+from services.core.webhooks_out.models import WebhookDeliveryRecord
 
 BATCH_SIZE = 500
 SWEEP_LIMIT = 1000

@@ -34,8 +34,8 @@ from sqlmodel import col, select
 
 from services.core.audit.findings import record_finding
 from services.core.settings import WebhookSettings
-from services.core.webhooks import signing, targets
-from services.core.webhooks.models import (
+from services.core.webhooks_out import signing, targets
+from services.core.webhooks_out.models import (
     WebhookAttemptRecord,
     WebhookDeliveryRecord,
     WebhookSubscriptionRecord,

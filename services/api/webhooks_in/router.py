@@ -10,7 +10,8 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.deps import Admin, Context, Session, Work
-from services.api.hooks.schemas import (
+from services.api.problems import problem_responses
+from services.api.webhooks_in.schemas import (
     HookMessageList,
     HookMessagePublic,
     HookReceipt,
@@ -19,13 +20,12 @@ from services.api.hooks.schemas import (
     HookSourceList,
     HookSourcePublic,
 )
-from services.api.problems import problem_responses
 from services.core.db import utcnow
 from services.core.engine.state import Actor
-from services.core.hooks import service as hooks
-from services.core.hooks.jobs import InboundMessageJob
-from services.core.hooks.processing import CorrelationNotice, SippUpgradeNotice
-from services.core.hooks.service import MessageStatus
+from services.core.webhooks_in import service as hooks
+from services.core.webhooks_in.jobs import InboundMessageJob
+from services.core.webhooks_in.processing import CorrelationNotice, SippUpgradeNotice
+from services.core.webhooks_in.service import MessageStatus
 
 log = structlog.get_logger(__name__)
 

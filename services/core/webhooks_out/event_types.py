@@ -379,7 +379,7 @@ _PATTERN = re.compile(r"^(\*|[a-z_]+\.\*|[a-z_]+\.[a-z_]+)$")
 
 
 def check_patterns(patterns: list[str]) -> list[str]:
-    """`*`, `<prefix>.*` or an exact type, each naming something in the catalogue (a
+    """`*`, `<prefix>.*` or an exact type, each naming a known event type (a
     typo would otherwise subscribe to nothing, silently)."""
     for pattern in patterns:
         known = (

@@ -1,4 +1,4 @@
-"""Webhook subscriptions of the caller's satker, their delivery log, the event catalogue.
+"""Webhook subscriptions of the caller's satker, their delivery log, the event types.
 
 Reading needs any role in the satker; changing needs `admin`. Another satker's
 subscription or delivery answers 404, like a missing one.
@@ -14,7 +14,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from services.api.deps import Admin, Context, CurrentActor, Session, Work
 from services.api.problems import problem_responses
-from services.api.webhooks.schemas import (
+from services.api.webhooks_out.schemas import (
     AttemptPublic,
     DeliveryList,
     DeliveryPublic,
@@ -31,11 +31,11 @@ from services.api.webhooks.schemas import (
 )
 from services.core.db import utcnow
 from services.core.validation import DbBigInt
-from services.core.webhooks import repository, service
-from services.core.webhooks.catalogue import EVENT_TYPES
+from services.core.webhooks_out import repository, service
+from services.core.webhooks_out.event_types import EVENT_TYPES
 
 if TYPE_CHECKING:
-    from services.core.webhooks.models import WebhookAttemptRecord, WebhookDeliveryRecord
+    from services.core.webhooks_out.models import WebhookAttemptRecord, WebhookDeliveryRecord
 
 log = structlog.get_logger(__name__)
 router = APIRouter(tags=["webhooks"])

@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.core.db import unit_of_work, utcnow
 from services.core.settings import WebhookSettings
-from services.core.webhooks import delivery
-from services.core.webhooks.targets import Target
+from services.core.webhooks_out import delivery
+from services.core.webhooks_out.targets import Target
 
 log = structlog.get_logger(__name__)
 
