@@ -354,6 +354,12 @@ def test_missing_required_claim(verifier: TokenVerifier, claim: str) -> None:
         ("exp", 10**400, "Claim 'exp' must be a number of seconds since the epoch"),
         ("nbf", -(10**400), "Claim 'nbf' must be a number of seconds since the epoch"),
         ("iat", 10**309, "Claim 'iat' must be a number of seconds since the epoch"),
+        # Longer than the database keeps (once a 500 on PostgreSQL), or NUL (refused there).
+        ("sub", "x" * 201, "Claim 'sub' must be at most 200 characters, without U+0000"),
+        ("sub", "budi\x00", "Claim 'sub' must be at most 200 characters, without U+0000"),
+        ("name", "B" * 201, "Claim 'name' must be at most 200 characters, without U+0000"),
+        ("satker", "p" * 65, "Claim 'satker' must be at most 64 characters, without U+0000"),
+        ("roles", ["r" * 65], "Claim 'roles' must be at most 64 characters, without U+0000"),
     ],
 )
 def test_claims_of_the_wrong_type(

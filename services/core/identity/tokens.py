@@ -46,6 +46,10 @@ OWN_ALGORITHM = "ES256"
 _KEY_TYPES = {"RS256": "RSA", "ES256": "EC"}
 # Tokens whose signature a verifier remembers having checked (least recently used out).
 VERIFIED_TOKEN_CACHE = 4096
+# The longest claim values the database keeps (who did a step, their display name, a
+# satker or role id); a longer one from any issuer is refused, never cut or stored.
+MAX_SUBJECT_LENGTH = 200
+MAX_ID_LENGTH = 64
 _DEFAULT_ALGORITHM = {kty: alg for alg, kty in _KEY_TYPES.items()}
 
 
@@ -306,6 +310,16 @@ class TokenVerifier:
         name = claims.get("name")
         if name is not None and not isinstance(name, str):
             raise Unauthorized("Claim 'name' must be a string")
+        for claim, value, longest in (
+            ("sub", sub, MAX_SUBJECT_LENGTH),
+            ("name", name or "", MAX_SUBJECT_LENGTH),
+            ("satker", satker, MAX_ID_LENGTH),
+            *(("roles", role, MAX_ID_LENGTH) for role in roles),
+        ):
+            if len(value) > longest or "\x00" in value:
+                raise Unauthorized(
+                    f"Claim {claim!r} must be at most {longest} characters, without U+0000"
+                )
         return Principal(sub=sub, name=name, roles=frozenset(roles), satker=satker)
 
 
