@@ -5,6 +5,7 @@ from services.core.auth import models as auth_models
 from services.core.catalog import models as catalog_models
 from services.core.instances import models as instance_models
 from services.core.monitors import models as monitor_models
+from services.core.notifications import models as notification_models
 from services.core.people import models as people_models
 from services.core.satkers import models as satker_models
 from services.core.sipp import models as sipp_models
@@ -18,6 +19,7 @@ __all__ = [
     "hook_models",
     "instance_models",
     "monitor_models",
+    "notification_models",
     "people_models",
     "satker_models",
     "sipp_models",

@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Annotated, Self, TypeVar
 
 from cryptography.fernet import Fernet
-from pydantic import BaseModel, BeforeValidator, Field, SecretStr, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -31,6 +39,16 @@ def _split_commas(value: object) -> object:
     """`"a, b,c"` (as an environment variable gives it) -> `["a", "b", "c"]`."""
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def _split_pairs(value: object) -> object:
+    """`"a=x, b=y"` -> `{"a": "x", "b": "y"}` (a value may hold `=`, not a comma)."""
+    if isinstance(value, str):
+        pairs = [part.strip() for part in value.split(",") if part.strip()]
+        if any("=" not in pair for pair in pairs):
+            raise ValueError("expected name=value pairs, comma separated")
+        return {k.strip(): v.strip() for k, v in (pair.split("=", 1) for pair in pairs)}
     return value
 
 
@@ -256,6 +274,79 @@ class WebhookSettings(BaseModel):
         return self
 
 
+NOTIFICATION_CHANNELS = ("email", "whatsapp", "telegram")
+
+
+class NotifySettings(BaseModel):
+    smtp_url: SecretStr | None = Field(
+        default=None,
+        description="SMTP server for e-mail, e.g. `smtp://127.0.0.1:2525`, "
+        "`smtp://user:password@mail.example.go.id:587?starttls=true` or `smtps://...`; "
+        "unset: e-mails are logged, not sent.",
+    )
+    from_address: str = Field(
+        default="Alur <alur@localhost>",
+        validation_alias=AliasChoices("from", "from_address"),
+        description="Sender of the e-mails.",
+    )
+    chat_urls: Annotated[dict[str, SecretStr], NoDecode, BeforeValidator(_split_pairs)] = Field(
+        default_factory=dict,
+        description="Chat channels as `channel=apprise-url` pairs, comma separated: "
+        "`whatsapp` and `telegram`. The person's number or chat id replaces `{to}` in "
+        "the URL, or is appended to its path (Apprise's target form).",
+    )
+    base_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where people open Alur: the links in the messages.",
+    )
+    default_channels: CommaList[str] = Field(
+        default_factory=lambda: list(NOTIFICATION_CHANNELS),
+        description="Channels used for a kind of notification when the person chose none "
+        "(only those the person has an address for and that are configured).",
+    )
+    operations_roles: CommaList[str] = Field(
+        default_factory=lambda: ["staf_ti", "kasubbag_ptip"],
+        description="Roles told of the court's services: a failed backup check, a website "
+        "down and up, certificates and domains expiring, renewals due.",
+    )
+    retry_schedule: CommaList[float] = Field(
+        default_factory=lambda: [0.0, 30, 300, 1800, 7200],
+        description="Seconds to wait before each sending attempt; failed after the last.",
+    )
+    digest_hour: int = Field(
+        default=8,
+        ge=0,
+        le=23,
+        description="Local hour (on a working day) the daily digest of due-soon items goes.",
+    )
+    send_interval_seconds: int = Field(
+        default=5, ge=1, le=300, description="How often the worker looks for messages due."
+    )
+
+    @field_validator("chat_urls")
+    @classmethod
+    def _known_channels(cls, value: dict[str, SecretStr]) -> dict[str, SecretStr]:
+        unknown = sorted(set(value) - {"whatsapp", "telegram"})
+        if unknown:
+            raise ValueError(f"unknown chat channel {unknown[0]!r} (whatsapp, telegram)")
+        return value
+
+    @field_validator("default_channels")
+    @classmethod
+    def _known_defaults(cls, value: list[str]) -> list[str]:
+        unknown = sorted(set(value) - set(NOTIFICATION_CHANNELS))
+        if unknown:
+            raise ValueError(f"unknown channel {unknown[0]!r} (email, whatsapp, telegram)")
+        return value
+
+    @model_validator(mode="after")
+    def _schedule_starts_now(self) -> Self:
+        schedule = self.retry_schedule
+        if not schedule or schedule[0] != 0 or any(delay < 0 for delay in schedule):
+            raise ValueError("retry_schedule must start at 0 and hold no negative delay")
+        return self
+
+
 class LogSettings(BaseModel):
     level: str = Field(default="INFO", description="Log level.")
     json_format: bool = Field(default=False, description="JSON log lines (production default).")
@@ -365,6 +456,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = Field(default_factory=WorkerSettings)
     monitors: MonitorSettings = Field(default_factory=MonitorSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
+    notify: NotifySettings = Field(default_factory=NotifySettings)
     log: LogSettings = Field(default_factory=LogSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

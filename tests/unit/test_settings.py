@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import AliasChoices, BaseModel, ValidationError
 from pydantic_settings import SettingsError
 
 from services.core.secrets import new_key
@@ -19,6 +19,8 @@ KEY = new_key()
 def _env_names(model: type[BaseModel], prefix: str = "ALUR_") -> list[str]:
     names = []
     for name, field in model.model_fields.items():
+        if isinstance(field.validation_alias, AliasChoices):  # the documented name first
+            name = str(field.validation_alias.choices[0])
         annotation = field.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             names += _env_names(annotation, f"{prefix}{name.upper()}__")

@@ -134,6 +134,8 @@ async def create_person(
         email=body.email,
         whatsapp=body.whatsapp,
         telegram_chat_id=body.telegram_chat_id,
+        notify_channels=body.notify_channels,
+        notify_digest=body.notify_digest,
         active=body.active,
         password_hash=password_hash,
         now=utcnow(),

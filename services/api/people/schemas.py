@@ -16,6 +16,7 @@ from pydantic import (
 )
 
 from services.core.auth.passwords import MAX_LENGTH, MIN_LENGTH, check_policy
+from services.core.notifications.kinds import KINDS, check_channels
 from services.core.people.acting import in_effect
 from services.core.people.service import (
     USERNAME_PATTERN,
@@ -52,6 +53,20 @@ TelegramChatId = Annotated[
     str, Field(min_length=1, max_length=21), AfterValidator(check_telegram_chat_id)
 ]
 Email = Annotated[EmailStr, Field(max_length=254)]
+NotifyChannels = Annotated[
+    dict[str, list[str]],
+    Field(
+        max_length=len(KINDS),
+        description="Channels (`email`, `whatsapp`, `telegram`) per kind of notification ("
+        + ", ".join(f"`{kind}`" for kind in KINDS)
+        + "); a kind not named goes by the court's default, an empty list turns it off.",
+        examples=[{"task_opened": ["email", "whatsapp"], "monitor_up": []}],
+    ),
+    AfterValidator(check_channels),
+]
+NotifyDigest = Annotated[
+    bool, Field(description="Due-soon items once a day, together, rather than one by one.")
+]
 Password = Annotated[
     str, Field(min_length=MIN_LENGTH, max_length=MAX_LENGTH), AfterValidator(check_policy)
 ]
@@ -68,6 +83,8 @@ class PersonCreate(StrictBody):
     email: Email | None = None
     whatsapp: WhatsApp | None = None
     telegram_chat_id: TelegramChatId | None = None
+    notify_channels: NotifyChannels = Field(default_factory=dict)
+    notify_digest: NotifyDigest = False
     active: bool = True
     password: Password | None = Field(
         default=None, description="The first password (10 to 1024 characters)."
@@ -76,7 +93,8 @@ class PersonCreate(StrictBody):
 
 class PersonUpdate(StrictBody):
     """Only the fields sent change; `null` clears an optional one. A person may change
-    their own contacts (`email`, `whatsapp`, `telegram_chat_id`); the rest is an admin's."""
+    their own contacts (`email`, `whatsapp`, `telegram_chat_id`) and how they are told
+    (`notify_channels`, `notify_digest`); the rest is an admin's."""
 
     name: Name | None = None
     satker: SatkerId | None = None
@@ -85,11 +103,13 @@ class PersonUpdate(StrictBody):
     email: Email | None = None
     whatsapp: WhatsApp | None = None
     telegram_chat_id: TelegramChatId | None = None
+    notify_channels: NotifyChannels | None = None
+    notify_digest: NotifyDigest | None = None
     active: bool | None = None
 
     @model_validator(mode="after")
     def _null_only_clears(self) -> PersonUpdate:
-        for required in ("name", "satker", "roles", "active"):
+        for required in ("name", "satker", "roles", "active", "notify_channels", "notify_digest"):
             if required in self.model_fields_set and getattr(self, required) is None:
                 raise ValueError(f"{required} cannot be null")
         return self
@@ -111,6 +131,8 @@ class PersonPublic(BaseModel):
     email: str | None
     whatsapp: str | None
     telegram_chat_id: str | None
+    notify_channels: dict[str, list[str]]
+    notify_digest: bool
     active: bool
     has_password: bool
     totp_enabled: bool
@@ -128,6 +150,8 @@ class PersonPublic(BaseModel):
             email=person.email,
             whatsapp=person.whatsapp,
             telegram_chat_id=person.telegram_chat_id,
+            notify_channels=person.notify_channels or {},
+            notify_digest=person.notify_digest,
             active=person.active,
             has_password=person.password_hash is not None,
             totp_enabled=person.totp_enabled,

@@ -42,7 +42,16 @@ class OutboxRecord(SQLModel, table=True):
     """An event waiting to be published (webhooks): written with the change itself."""
 
     __tablename__ = "outbox"
-    __table_args__ = (sa.Index("ix_outbox_unpublished", "published_at", "id"),)
+    __table_args__ = (
+        sa.Index("ix_outbox_unpublished", "published_at", "id"),
+        # The notification relay reads only the rows it has not looked at.
+        sa.Index(
+            "ix_outbox_unnotified",
+            "id",
+            postgresql_where=sa.text("notified_at IS NULL"),
+            sqlite_where=sa.text("notified_at IS NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True, sa_type=BigId)
     # An instance's audit event, or (None) a finding about something else (a monitor...).
@@ -54,6 +63,9 @@ class OutboxRecord(SQLModel, table=True):
     payload: dict[str, Any] | None = Field(default=None, sa_type=JsonType)
     created_at: datetime = Field(sa_type=UtcDateTime)
     published_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
+    # When the notification relay made the messages of this row (if any): webhooks and
+    # notifications read the outbox each at their own pace.
+    notified_at: datetime | None = Field(default=None, sa_type=UtcDateTime)
 
 
 class FindingRecord(SQLModel, table=True):

@@ -32,6 +32,11 @@ class PersonRecord(SQLModel, table=True):
     whatsapp: str | None = Field(default=None, max_length=20)  # E.164
     telegram_chat_id: str | None = Field(default=None, max_length=32)
     active: bool = True
+    # The channels chosen per kind of notification (`services.core.notifications.kinds`);
+    # a kind not named here goes by `ALUR_NOTIFY__DEFAULT_CHANNELS`.
+    notify_channels: dict[str, list[str]] = Field(default_factory=dict, sa_type=JsonType)
+    # Due-soon items come once a day, together, rather than one message each.
+    notify_digest: bool = False
     # Argon2id (PHC string); None: the person cannot sign in with a password.
     password_hash: str | None = Field(default=None, max_length=255)
     password_changed_at: datetime | None = Field(default=None, sa_type=UtcDateTime)

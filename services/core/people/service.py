@@ -25,8 +25,10 @@ from services.core.satkers.service import SatkerDirectory, SatkerNotFound
 
 USERNAME_PATTERN = r"^[a-z0-9][a-z0-9._-]{1,63}$"
 USERNAME = re.compile(USERNAME_PATTERN)
-# What a person may change on their own record.
-CONTACT_FIELDS = frozenset({"email", "whatsapp", "telegram_chat_id"})
+# What a person may change of their own: how to reach them, and by which channels.
+CONTACT_FIELDS = frozenset(
+    {"email", "whatsapp", "telegram_chat_id", "notify_channels", "notify_digest"}
+)
 # Numbers written the local way (0812...) are read as Indonesian ones.
 PHONE_REGION = "ID"
 MAX_PAGE = 200
@@ -180,6 +182,8 @@ async def create(
     email: str | None = None,
     whatsapp: str | None = None,
     telegram_chat_id: str | None = None,
+    notify_channels: Mapping[str, Sequence[str]] | None = None,
+    notify_digest: bool = False,
     active: bool = True,
     password_hash: str | None = None,
     now: datetime,
@@ -195,6 +199,11 @@ async def create(
         email=email,
         whatsapp=whatsapp,
         telegram_chat_id=telegram_chat_id,
+        # Checked at the edge (`services.core.notifications.kinds.check_channels`).
+        notify_channels={
+            kind: list(channels) for kind, channels in (notify_channels or {}).items()
+        },
+        notify_digest=notify_digest,
         active=active,
         password_hash=password_hash,
         password_changed_at=now if password_hash else None,
