@@ -21,6 +21,7 @@ from services.api.metrics.http import HttpMetrics
 from services.api.metrics.router import router as metrics_router
 from services.api.middleware import BodyLimit, ConcurrencyLimit, RequestObservability
 from services.api.monitors.router import router as monitors_router
+from services.api.notifications.router import router as notifications_router
 from services.api.openapi import install_openapi, operation_id
 from services.api.people.router import router as people_router
 from services.api.problems import install_problem_handlers
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
     app.include_router(hooks_router)
     app.include_router(webhooks_router)
     app.include_router(people_router)
+    app.include_router(notifications_router)
     app.include_router(auth_router)
     return app
 

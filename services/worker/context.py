@@ -47,6 +47,9 @@ class WorkerContext:
     relaying: asyncio.Lock = field(default_factory=asyncio.Lock)
     pumping: asyncio.Lock = field(default_factory=asyncio.Lock)
     deliveries_waiting: asyncio.Event = field(default_factory=asyncio.Event)
+    # One notification relay and one sender at a time in this process.
+    notifying: asyncio.Lock = field(default_factory=asyncio.Lock)
+    sending: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 # The ctx key under which the worker hands its `Outages` to the startup.

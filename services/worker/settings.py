@@ -21,6 +21,7 @@ from services.core.work import QUEUE_NAME
 from services.worker.context import shutdown, startup
 from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS
 from services.worker.instrumentation import instrumented
+from services.worker.notifications import relay_notifications, send_notifications
 from services.worker.tasks import (
     check_monitor,
     daily_backup_checks,
@@ -79,6 +80,8 @@ class ArqSettings:
         every(relay_outbox, 1),
         every(deliver_webhooks, 1),
         every(sweep_webhook_deliveries, 5),
+        every(relay_notifications, 2),
+        every(send_notifications, get_settings().notify.send_interval_seconds),
     ]
     on_startup = on_startup
     on_shutdown = shutdown

@@ -158,6 +158,7 @@ def test_metrics_expose_the_documented_families(exposed: set[str]) -> None:
         "alur_outbox_lag_seconds",
         "alur_outbox_unpublished",
         "alur_webhook_deliveries",
+        "alur_notifications",
         "alur_monitors",
         "alur_monitor_certificate_days_left",
         "alur_backup_check_last_success_timestamp_seconds",

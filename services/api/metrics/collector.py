@@ -170,12 +170,20 @@ def database_families(data: Snapshot, missed_backup_days: Mapping[str, int]) -> 
 
     unstaffed = CounterMetricFamily(
         "alur_escalations_unstaffed",
-        "Escalations that reached nobody: no one held the role in the satker, nor acted "
-        "in it (`role.unstaffed` findings), by satker and role.",
+        "Escalations and notifications that reached nobody: no one held the role in the "
+        "satker, nor acted in it (`role.unstaffed` findings), by satker and role.",
         labels=["satker", "role"],
     )
     for satker, role, count in data.unstaffed:
         unstaffed.add_metric([satker, role], count)
+
+    notifications = GaugeMetricFamily(
+        "alur_notifications",
+        "Messages to people by channel and status (queued, sent, failed, skipped).",
+        labels=["channel", "status"],
+    )
+    for (channel, status), count in data.notifications.items():
+        notifications.add_metric([channel, status], count)
 
     return [
         instances,
@@ -201,6 +209,7 @@ def database_families(data: Snapshot, missed_backup_days: Mapping[str, int]) -> 
         missed,
         deliveries,
         unstaffed,
+        notifications,
     ]
 
 

@@ -20,6 +20,7 @@ from services.core.audit.models import FindingRecord, OutboxRecord
 from services.core.engine.state import TaskStatus
 from services.core.instances.models import InstanceRecord, TaskRecord, past_due
 from services.core.monitors.models import MonitorCheckRecord, MonitorRecord
+from services.core.notifications import service as notifications
 from services.core.people.acting import UNSTAFFED
 from services.core.sipp.models import BackupCheckRecord
 from services.core.webhooks_out.models import WebhookDeliveryRecord
@@ -66,6 +67,8 @@ class Snapshot:
     webhook_deliveries: dict[str, int]  # status -> count
     # (satker, role, count) of the `role.unstaffed` findings: escalations that reached nobody.
     unstaffed: list[tuple[str, str, int]] = field(default_factory=list)
+    # (channel, status) -> messages to people (every pair, zeros included).
+    notifications: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
@@ -158,6 +161,7 @@ async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
         .group_by(col(FindingRecord.satker_id), col(FindingRecord.subject))
         .order_by(col(FindingRecord.satker_id), col(FindingRecord.subject))
     )
+    told = await notifications.counts(session)
     return Snapshot(
         instances=[(sop, state, count) for sop, state, count in instances],
         tasks=[TaskLoad(sop, lane, count, int(late or 0)) for sop, lane, count, late in tasks],
@@ -183,4 +187,9 @@ async def snapshot(session: AsyncSession, now: datetime) -> Snapshot:
         unstaffed=[
             (satker, subject.removeprefix("role:"), count) for satker, subject, count in unstaffed
         ],
+        notifications={
+            (channel, status): told.get((channel, status), 0)
+            for channel in notifications.CHANNELS
+            for status in notifications.STATUSES
+        },
     )
