@@ -77,3 +77,37 @@ def rfc6238(secret_base32: str, at: datetime, *, step: int = 30, digits: int = 6
     offset = digest[-1] & 0x0F
     value = struct.unpack(">I", digest[offset : offset + 4])[0] & 0x7FFFFFFF
     return str(value % 10**digits).zfill(digits)
+
+
+CONTENT = "konten-website"  # SOP 06: author -> admin_website decision -> kasubbag_ptip -> ...
+KASUBBAG_STEP = "sampaikan_konsep"
+
+
+async def at_kasubbag_step(
+    client: httpx.AsyncClient,
+    auth_headers: Any,
+    *,
+    satker: str = "pn-tais",
+    title: str = "Berita",
+) -> str:
+    """A SOP 06 instance in `satker` whose open task is the Kasubbag's."""
+    author = auth_headers(["pembuat_artikel"], satker=satker)
+    website = auth_headers(["admin_website"], satker=satker)
+    started = await client.post(
+        "/v1/instances", json={"sop": CONTENT, "title": title}, headers=author
+    )
+    assert started.status_code == 201, started.text
+    instance_id = str(started.json()["id"])
+    for step, headers, outcome in (
+        ("siapkan_sumber_data", author, None),
+        ("buat_konsep", author, None),
+        ("periksa_konsep", website, "valid"),
+    ):
+        done = await client.post(
+            f"/v1/instances/{instance_id}/transitions",
+            json={"step": step, "outcome": outcome},
+            headers=headers,
+        )
+        assert done.status_code == 200, done.text
+    assert done.json()["current_steps"] == [KASUBBAG_STEP]
+    return instance_id

@@ -25,14 +25,19 @@ from services.core.people.models import PersonRecord
 from services.core.satkers.service import load_directory
 from services.core.settings import Settings, WorkerSettings
 from services.core.shared import Services
-from tests.people import add_person, bearer, sign_in, unique
+from tests.people import (
+    CONTENT,
+    KASUBBAG_STEP,
+    add_person,
+    at_kasubbag_step,
+    bearer,
+    sign_in,
+    unique,
+)
 from tests.support import TokenFactory
 
 # The escalation levels of the default settings.
 MULTIPLES = WorkerSettings().escalation_multiples
-
-CONTENT = "konten-website"  # author -> admin_website decision -> kasubbag_ptip -> ...
-KASUBBAG_STEP = "sampaikan_konsep"
 
 
 @pytest.fixture
@@ -45,29 +50,6 @@ def _problem(response: httpx.Response, status: int, code: str) -> dict[str, Any]
     body = dict(response.json())
     assert body["code"] == code, body
     return body
-
-
-async def _at_kasubbag_step(client: httpx.AsyncClient, auth_headers: TokenFactory) -> str:
-    """A SOP 06 instance whose open task is the Kasubbag's."""
-    author, website = auth_headers(["pembuat_artikel"]), auth_headers(["admin_website"])
-    started = await client.post(
-        "/v1/instances", json={"sop": CONTENT, "title": "Berita"}, headers=author
-    )
-    assert started.status_code == 201, started.text
-    instance_id = str(started.json()["id"])
-    for step, headers, outcome in (
-        ("siapkan_sumber_data", author, None),
-        ("buat_konsep", author, None),
-        ("periksa_konsep", website, "valid"),
-    ):
-        done = await client.post(
-            f"/v1/instances/{instance_id}/transitions",
-            json={"step": step, "outcome": outcome},
-            headers=headers,
-        )
-        assert done.status_code == 200, done.text
-    assert done.json()["current_steps"] == [KASUBBAG_STEP]
-    return instance_id
 
 
 async def _complete(
@@ -91,8 +73,8 @@ async def test_a_plh_completes_a_kasubbag_task_during_the_period_and_not_after_i
     plh = await add_person(client, admin, prefix="plh", roles=("staf_ti",))
     # Signed in before the assignment exists: the token knows nothing of it.
     token = await bearer(client, plh["username"])
-    first = await _at_kasubbag_step(client, auth_headers)
-    second = await _at_kasubbag_step(client, auth_headers)
+    first = await at_kasubbag_step(client, auth_headers)
+    second = await at_kasubbag_step(client, auth_headers)
     _problem(await _complete(client, first, token), 403, "lane_forbidden")
     assert first not in await _inbox(client, token)
 
@@ -186,7 +168,7 @@ async def test_someone_who_may_act_in_their_own_right_is_not_recorded_as_acting(
     assert all(e["acting_for"] is None for e in events)
 
     # The Plt's own role does the author's work; the Kasubbag's step needs the Plt.
-    instance_id = await _at_kasubbag_step(client, auth_headers)
+    instance_id = await at_kasubbag_step(client, auth_headers)
     done = await _complete(client, instance_id, own)
     assert done.status_code == 200, done.text
     trail = (await client.get(f"/v1/instances/{instance_id}/events", headers=own)).json()
@@ -212,7 +194,7 @@ async def test_ending_an_assignment_early_takes_the_role_away_at_once(
         headers=admin,
     )
     assignment = created.json()
-    instance_id = await _at_kasubbag_step(client, auth_headers)
+    instance_id = await at_kasubbag_step(client, auth_headers)
     assert instance_id in await _inbox(client, token)
 
     _problem(

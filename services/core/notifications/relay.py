@@ -31,6 +31,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -51,6 +52,8 @@ from services.core.people.models import PersonRecord
 from services.core.settings import NotifySettings
 from services.core.shared import Services
 from services.core.webhooks_out.relay import outbox_bodies
+
+log = structlog.get_logger(__name__)
 
 BATCH_SIZE = 500
 
@@ -170,35 +173,13 @@ async def _resolve(
         instance = instances.get(str(event.body.get("instance_id")))
         if instance is None:
             continue
-        definition = await services.definition(session, instance.sop_code, instance.sop_version)
-        event.instance_id = instance.id
-        if event.type.startswith("instance."):
-            task = None
-            step = definition.step(definition.entry_points[0])
-        else:
-            task = event.body["data"]["after"]
-            event.task_id = task["id"]
-            step = definition.step(task["step_id"])
-            lane = step.owner if step.kind == StepKind.EXTERNAL and step.owner else step.lane
-            if step.kind != StepKind.AUTOMATED or event.kind == "flagged":
-                lanes[event.outbox_id] = lane
-        satker = directory.get(event.satker) if event.satker in directory else None
-        timezone = satker.timezone if satker else "Asia/Jakarta"
-        due = task.get("due_at") if task else event.body["data"].get("due_at")
-        facts = texts.TaskFacts(
-            sop_number=definition.number,
-            sop_title=definition.title,
-            step_number=step.number,
-            activity=step.activity,
-            instance_title=instance.title,
-            due_at=datetime.fromisoformat(due) if due else None,
-            timezone=timezone,
-            link=instance_link(settings, instance.id),
-        )
-        if event.type == "instance.escalated":
-            facts = replace(facts, step_number=0, activity="(seluruh prosedur)")
-        event.message = texts.task_message(event.kind, facts, event.body["data"])
-        event.usernames = _named_people(event, task)
+        try:
+            await _prepare_task_event(
+                session, services, settings, directory, event, instance, lanes
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            lanes.pop(event.outbox_id, None)
+            _not_understood(event, exc)
     wanted = {(events_satker, lane) for events_satker, lane in _lane_wants(events, lanes)}
     wanted |= {
         (event.satker, role)
@@ -212,17 +193,22 @@ async def _resolve(
     for event in events:
         roles: list[str] = []
         if event.kind in OPERATIONS_KINDS:
-            roles = list(settings.operations_roles)
             satker = directory.get(event.satker) if event.satker in directory else None
-            event.message = texts.operations_message(
-                event.kind,
-                event.body["data"],
-                satker_name=satker.name if satker else event.satker,
-                timezone=satker.timezone if satker else "Asia/Jakarta",
-                link=instance_link(settings, event.body["data"]["instance_id"])
-                if event.body["data"].get("instance_id")
-                else None,
-            )
+            try:
+                data = event.body["data"]
+                event.message = texts.operations_message(
+                    event.kind,
+                    data,
+                    satker_name=satker.name if satker else event.satker,
+                    timezone=satker.timezone if satker else "Asia/Jakarta",
+                    link=instance_link(settings, data["instance_id"])
+                    if data.get("instance_id")
+                    else None,
+                )
+            except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                _not_understood(event, exc)
+                continue
+            roles = list(settings.operations_roles)
         elif event.outbox_id in lanes and not _assignee_only(event):
             roles = [lanes[event.outbox_id]]
         for role in roles:
@@ -245,6 +231,60 @@ async def _resolve(
                 unstaffed += 1
         event.usernames = list(dict.fromkeys(event.usernames))
     return unstaffed
+
+
+async def _prepare_task_event(
+    session: AsyncSession,
+    services: Services,
+    settings: NotifySettings,
+    directory: Any,
+    event: _Event,
+    instance: Any,
+    lanes: dict[int, str],
+) -> None:
+    """The message of an event about a task or an instance, its named people, and the
+    lane whose holders are told (in `lanes`)."""
+    definition = await services.definition(session, instance.sop_code, instance.sop_version)
+    event.instance_id = instance.id
+    if event.type.startswith("instance."):
+        task = None
+        step = definition.step(definition.entry_points[0])
+    else:
+        task = event.body["data"]["after"]
+        event.task_id = task["id"]
+        step = definition.step(task["step_id"])
+        lane = step.owner if step.kind == StepKind.EXTERNAL and step.owner else step.lane
+        if step.kind != StepKind.AUTOMATED or event.kind == "flagged":
+            lanes[event.outbox_id] = lane
+    satker = directory.get(event.satker) if event.satker in directory else None
+    timezone = satker.timezone if satker else "Asia/Jakarta"
+    due = task.get("due_at") if task else event.body["data"].get("due_at")
+    facts = texts.TaskFacts(
+        sop_number=definition.number,
+        sop_title=definition.title,
+        step_number=step.number,
+        activity=step.activity,
+        instance_title=instance.title,
+        due_at=datetime.fromisoformat(due) if due else None,
+        timezone=timezone,
+        link=instance_link(settings, instance.id),
+    )
+    if event.type == "instance.escalated":
+        facts = replace(facts, step_number=0, activity="(seluruh prosedur)")
+    event.message = texts.task_message(event.kind, facts, event.body["data"])
+    event.usernames = _named_people(event, task)
+
+
+def _not_understood(event: _Event, exc: Exception) -> None:
+    """An outbox row whose body lacks what its message needs (written by an older or
+    foreign writer): nobody is told of it, and the relay goes on."""
+    event.message, event.usernames = None, []
+    log.warning(
+        "notification: event not understood, nobody told",
+        outbox_id=event.outbox_id,
+        event_type=event.type,
+        error=f"{type(exc).__name__}: {exc}",
+    )
 
 
 def _lane_wants(events: Iterable[_Event], lanes: Mapping[int, str]) -> Iterable[tuple[str, str]]:
