@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -88,27 +89,50 @@ def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"[:300]
 
 
+# For a worker, whose own retries and probes meet every restart, a failure shorter than
+# this is a blip (a pooled connection that died with a restart, an answer slow under
+# load), not an outage: it is logged once it lasted this long (`Outages.of_worker`).
+WORKER_CONFIRM_SECONDS = 1.0
+
+
 class Dependency:
     """One dependency's state as this process sees it. `lost` and `back` may be called
-    on every attempt; the log says when the outage began and when it ended, once each."""
+    on every attempt; the log says when an outage began and when it ended, once each.
+    `available` turns false at the first failure; the log waits `confirm_seconds` for the
+    failures to persist, so that blips never make a pair of lines."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(
+        self,
+        name: str,
+        *,
+        confirm_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
+        self._confirm_seconds = confirm_seconds
+        self._clock = clock
         self._down_since: float | None = None
+        self._reported = False
 
     @property
     def available(self) -> bool:
         return self._down_since is None
 
     def lost(self, error: BaseException) -> None:
+        now = self._clock()
         if self._down_since is None:
-            self._down_since = time.monotonic()
+            self._down_since = now
+        if not self._reported and now - self._down_since >= self._confirm_seconds:
+            self._reported = True
             log.warning(f"{self.name} unavailable", error=describe(error))
 
     def back(self) -> None:
-        if self._down_since is not None:
-            down = time.monotonic() - self._down_since
-            self._down_since = None
+        if self._down_since is None:
+            return
+        down = self._clock() - self._down_since
+        self._down_since = None
+        if self._reported:
+            self._reported = False
             # A warning too: a log kept at WARNING must show the outage's end as well.
             log.warning(f"{self.name} back", down_seconds=round(down, 1))
 
@@ -119,3 +143,10 @@ class Outages:
 
     database: Dependency = field(default_factory=lambda: Dependency("database"))
     redis: Dependency = field(default_factory=lambda: Dependency("redis"))
+
+    @classmethod
+    def of_worker(cls) -> Outages:
+        return cls(
+            Dependency("database", confirm_seconds=WORKER_CONFIRM_SECONDS),
+            Dependency("redis", confirm_seconds=WORKER_CONFIRM_SECONDS),
+        )

@@ -107,7 +107,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         ),
         monitor_options=monitor_options(settings),
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
-        outages=ctx.get(OUTAGES) or Outages(),
+        outages=ctx.get(OUTAGES) or Outages.of_worker(),
         webhooks_http=webhooks_client(settings),
     )
 

@@ -47,7 +47,7 @@ class AlurWorker(Worker):
         on_startup: StartupShutdown | None = None,
         **kwargs: Any,
     ) -> None:
-        self.outages = Outages()
+        self.outages = Outages.of_worker()
         super().__init__(*args, on_startup=self._start, ctx={OUTAGES: self.outages}, **kwargs)
         self._redis_url = redis_url
         self._startup = on_startup

@@ -113,3 +113,25 @@ def test_an_outage_is_logged_when_it_begins_and_when_it_ends() -> None:
     assert logs[0]["error"] == "ConnectionRefusedError: [Errno 111] refused"
     assert [line["log_level"] for line in logs] == ["warning"] * 3
     assert isinstance(logs[1]["down_seconds"], float)
+
+
+def test_a_blip_is_not_an_outage() -> None:
+    """Failures that end within `confirm_seconds` say nothing; one that lasts says when
+    it began to be sure, and its end."""
+    now = [100.0]
+    redis = Dependency("redis", confirm_seconds=1.0, clock=lambda: now[0])
+    with capture_logs() as logs:
+        redis.lost(ConnectionResetError())
+        assert not redis.available
+        now[0] += 0.4
+        redis.lost(ConnectionResetError())
+        redis.back()
+        assert redis.available
+        redis.lost(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
+        now[0] += 1.5
+        redis.lost(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
+        redis.lost(ConnectionRefusedError(errno.ECONNREFUSED, "refused"))
+        now[0] += 2.0
+        redis.back()
+    assert [line["event"] for line in logs] == ["redis unavailable", "redis back"]
+    assert logs[1]["down_seconds"] == 3.5
