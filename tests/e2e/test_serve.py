@@ -16,6 +16,9 @@ import pytest
 
 from services.core.settings import PROJECT_ROOT
 
+# Runs in the embedded pass only: `alur dev` is the embedded mode whatever the environment says.
+pytestmark = pytest.mark.single_pass
+
 ALUR = [sys.executable, "-m", "services.cli.main"]
 
 
