@@ -199,7 +199,7 @@ async def run_backend(args: argparse.Namespace, env: dict[str, str]) -> dict[str
         )
         cores = (cpu_seconds(worker.pid) - cpu0) / (time.monotonic() - started)
         async with engine.connect() as connection:
-            statuses = dict(
+            statuses: dict[Any, Any] = dict(
                 (
                     await connection.execute(
                         sa.text("SELECT status, count(*) FROM notification GROUP BY status")
