@@ -7,9 +7,10 @@ BIN := $(VENV)/bin
 TEST_POSTGRES_URL ?= postgresql+asyncpg://postgres@127.0.0.1:5432/test
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS ?=
-# The suite must keep this share of `services` covered (both passes together; measured
-# 2026-12-03, see CONTRIBUTING.md). Raise it when coverage grows; never lower it to pass.
-COVERAGE_FLOOR ?= 85
+# The suite must keep this share of `services` covered (both passes together; 90.3 %
+# measured 2026-12-04, see CONTRIBUTING.md). Raise it when coverage grows; never lower it
+# to pass.
+COVERAGE_FLOOR ?= 89
 COV := --cov --cov-report=
 
 .PHONY: run test test-embedded test-postgres coverage lint format bench lock clean
