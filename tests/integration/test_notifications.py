@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import apprise.plugins.telegram
+import apprise.plugins.whatsapp
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -25,8 +26,11 @@ from services.core.audit.models import OutboxRecord
 from services.core.db import unit_of_work
 from services.core.instances.deadlines import sweep
 from services.core.logging import flush_logs
+from services.core.notifications import channels
 from services.core.notifications.models import NotificationRecord
+from services.core.notifications.texts import Message
 from services.core.settings import NotifySettings, WorkerSettings
+from services.core.webhooks_out.event_types import BY_TYPE
 from services.worker.context import of
 from services.worker.notifications import relay_notifications, send_notifications
 from tests.notify_support import SmtpServer, new_court, smtp_server, text_of
@@ -594,3 +598,68 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None or value.tzinfo is not None:
         return value
     return value.replace(tzinfo=UTC)
+
+
+async def test_a_website_down_reaches_the_operations_roles(
+    client: httpx.AsyncClient,
+    auth_headers: TokenFactory,
+    ctx: dict[str, Any],
+    engine: AsyncEngine,
+) -> None:
+    satker = await new_court(client, auth_headers, "pn-situs")
+    admin = admin_of(auth_headers, satker)
+    staff = await add_person(
+        client, admin, prefix="staf", roles=("staf_ti",), password=None,
+        email="staf@pn.example.go.id",
+    )  # fmt: skip
+    clerk = await add_person(
+        client, admin, prefix="umum", roles=("umum_keuangan",), password=None,
+        email="umum@pn.example.go.id",
+    )  # fmt: skip
+    # The event as the webhook catalog documents it, for this court.
+    body = {**BY_TYPE["monitor.down"].example, "id": f"fnd_{satker}", "satker": satker}
+    table: sa.Table = OutboxRecord.__table__  # type: ignore[attr-defined]
+    async with engine.begin() as connection:
+        await connection.execute(
+            sa.insert(table),
+            {"satker_id": satker, "type": "monitor.down", "payload": body,
+             "created_at": MONDAY, "published_at": MONDAY},
+        )  # fmt: skip
+    configure(ctx, notify_settings(None, None))
+    await relay_notifications(ctx, now=MONDAY)
+    (told,) = await messages_to(engine, staff["username"])
+    assert (told.kind, told.channel, told.task_id) == ("monitor_down", "email", None)
+    assert told.subject == f"[Alur] Situs tidak dapat diakses: {body['data']['url']}"
+    assert "WIB" in told.body
+    assert await messages_to(engine, clerk["username"]) == []
+
+
+async def test_whatsapp_through_the_cloud_api(
+    receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Meta's WhatsApp Cloud API: `POST /{version}/{phone number id}/messages` with the
+    bearer token, `{messaging_product: whatsapp, to, type: text, text: {body}}`."""
+    monkeypatch.setattr(
+        apprise.plugins.whatsapp.NotifyWhatsApp,
+        "notify_url",
+        receiver.base + "/{fb_ver}/{phone_id}/messages",
+    )
+    settings = NotifySettings.model_validate(
+        {"chat_urls": {"whatsapp": "whatsapp://EAAcloudToken0123456789@105954558954427"}}
+    )
+    message = Message("[Alur] Tugas baru: Uji", "Ada tugas baru untuk Anda.\n")
+    outcome = await channels.send_chat(settings, "whatsapp", "+6281234567890", message)
+    assert outcome.sent, outcome.error
+    (request,) = receiver.received
+    assert re.fullmatch(r"/v\d+\.\d+/105954558954427/messages", request.path), request.path
+    assert request.headers["authorization"] == "Bearer EAAcloudToken0123456789"
+    assert request.json["messaging_product"] == "whatsapp"
+    assert request.json["to"] == "+6281234567890"
+    assert request.json["type"] == "text"
+    assert "Ada tugas baru untuk Anda." in request.json["text"]["body"]
+
+    receiver.plan(request.path, Reply(status=401))
+    refused = await channels.send_chat(settings, "whatsapp", "+6281234567890", message)
+    assert not refused.sent
+    assert refused.error is not None
+    assert "EAAcloudToken0123456789" not in refused.error

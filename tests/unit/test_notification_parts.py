@@ -11,8 +11,14 @@ import pytest
 from services.core.engine.calendar import WorkingCalendar
 from services.core.notifications import texts
 from services.core.notifications.channels import SmtpTarget, chat_url, scrub
-from services.core.notifications.kinds import check_channels
+from services.core.notifications.kinds import (
+    EVENT_KINDS,
+    OPERATIONS_KINDS,
+    TASK_KINDS,
+    check_channels,
+)
 from services.core.notifications.relay import digest_time
+from services.core.webhooks_out.event_types import BY_TYPE
 
 
 @pytest.mark.parametrize(
@@ -101,3 +107,48 @@ def test_a_person_chooses_known_kinds_and_channels() -> None:
         check_channels({"gossip": ["email"]})
     with pytest.raises(ValueError, match="unknown channel 'sms'"):
         check_channels({"overdue": ["sms"]})
+
+
+@pytest.mark.parametrize(
+    "event_type", sorted(t for t, kind in EVENT_KINDS.items() if kind in OPERATIONS_KINDS)
+)
+def test_each_service_message_reads_the_documented_event(event_type: str) -> None:
+    """The templates read the data the webhook catalog documents for each event."""
+    example = BY_TYPE[event_type].example
+    message = texts.operations_message(
+        EVENT_KINDS[event_type],
+        example["data"],
+        satker_name="Pengadilan Negeri Tais",
+        timezone="Asia/Jakarta",
+        link=None,
+    )
+    assert message.subject.startswith("[Alur] ")
+    assert "Alur, pesan otomatis" in message.text
+    assert "None" not in message.text
+    assert "{" not in message.text
+
+
+@pytest.mark.parametrize(
+    "event_type", sorted(t for t, kind in EVENT_KINDS.items() if kind in TASK_KINDS)
+)
+def test_each_task_message_names_sop_step_instance_deadline_and_link(event_type: str) -> None:
+    data = BY_TYPE[event_type].example["data"]
+    facts = texts.TaskFacts(
+        sop_number=6,
+        sop_title="Pengelolaan Konten Website",
+        step_number=4,
+        activity="Menyampaikan konsep",
+        instance_title="Berita sidang keliling",
+        due_at=datetime(2026, 12, 2, 7, 30, tzinfo=UTC),
+        timezone="Asia/Jakarta",
+        link="https://alur.example/v1/instances/x",
+    )
+    message = texts.task_message(EVENT_KINDS[event_type], facts, data)
+    for part in (
+        "SOP: 06 Pengelolaan Konten Website",
+        "Langkah: 4. Menyampaikan konsep",
+        "Perihal: Berita sidang keliling",
+        "Batas waktu: 2 Desember 2026, 14.30 WIB",
+        "https://alur.example/v1/instances/x",
+    ):
+        assert part in message.text, (part, message.text)
