@@ -14,6 +14,8 @@ from services.api.auth.router import router as auth_router
 from services.api.catalog.router import router as catalog_router
 from services.api.context import AppContext
 from services.api.deps import refuse_nul
+from services.api.files.router import DOWNLOAD_PATH, UPLOAD_PATH
+from services.api.files.router import router as files_router
 from services.api.health.router import router as health_router
 from services.api.instances.router import router as instances_router
 from services.api.instances.tasks_router import router as tasks_router
@@ -34,6 +36,7 @@ from services.core.auth.keys import KeyRing, ensure_key
 from services.core.catalog.loader import load_catalog
 from services.core.catalog.service import sync_catalog
 from services.core.db import create_engine, session_factory, unit_of_work, utcnow
+from services.core.files.storage import FileStore
 from services.core.identity.jwks import RemoteJwks
 from services.core.identity.tokens import TokenVerifier
 from services.core.logging import configure_logging
@@ -85,9 +88,15 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
         ConcurrencyLimit,
         limit=settings.api.max_concurrent_requests,
         metrics=app.state.http_metrics,
+        outside=(UPLOAD_PATH, DOWNLOAD_PATH),
     )
     # Inside the observability middleware, so a refused body is counted and logged.
-    app.add_middleware(BodyLimit, max_bytes=settings.api.max_body_bytes)
+    app.add_middleware(
+        BodyLimit,
+        max_bytes=settings.api.max_body_bytes,
+        # A file upload: the file, and room for the form around it.
+        larger={UPLOAD_PATH: settings.files.max_file_bytes + 64 * 1024},
+    )
     app.add_middleware(RequestObservability, metrics=app.state.http_metrics)
     app.include_router(health_router)
     app.include_router(metrics_router)
@@ -101,6 +110,7 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
     app.include_router(webhooks_router)
     app.include_router(people_router)
     app.include_router(notifications_router)
+    app.include_router(files_router)
     app.include_router(auth_router)
     return app
 
@@ -118,6 +128,8 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> AppContext:
             f"run `alur migrate` first"
         )
     sessions = session_factory(engine)
+    # Uploads arrive here before they go to the file store (`services.api.files`).
+    (settings.data_dir / "uploads").mkdir(parents=True, exist_ok=True)
     async with unit_of_work(sessions) as session:
         report = await sync_catalog(session, catalog, utcnow())
         await ensure_key(session, settings.auth, utcnow())
@@ -149,4 +161,5 @@ async def _start(settings: Settings, stack: AsyncExitStack) -> AppContext:
         services=Services(roles={role.id: role for role in catalog.roles}),
         keys=keys,
         acting=ActingRegistry(sessions),
+        files=FileStore.from_settings(settings),
     )

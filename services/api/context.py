@@ -16,6 +16,7 @@ from services.core.auth.lockout import Lockout
 from services.core.auth.service import SignInContext
 from services.core.availability import Outages
 from services.core.engine.definition import Catalog
+from services.core.files.storage import FileStore
 from services.core.identity.tokens import TokenVerifier
 from services.core.logging import current_request_id
 from services.core.people.acting import ActingRegistry
@@ -38,6 +39,7 @@ class AppContext:
     services: Services
     keys: KeyRing
     acting: ActingRegistry
+    files: FileStore
 
     # The database or Redis found down by a request, until one finds them back.
     outages: Outages = field(default_factory=Outages)

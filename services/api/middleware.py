@@ -14,6 +14,7 @@ import logging
 import re
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
@@ -87,35 +88,47 @@ class BodyLimit:
     text, whatever the route would answer; every error here is a problem document.)
     """
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(
+        self, app: ASGIApp, max_bytes: int, larger: Mapping[re.Pattern[str], int] | None = None
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        # Paths that take more (an evidence file upload), with their own limit.
+        self.larger = dict(larger or {})
 
-    def _too_large(self) -> HTTPException:
-        return HTTPException(
-            413, f"The request body is larger than the {self.max_bytes} bytes accepted"
-        )
+    def _limit(self, scope: Scope) -> int:
+        if scope["method"] == "POST":
+            for pattern, limit in self.larger.items():
+                if pattern.match(scope["path"]):
+                    return limit
+        return self.max_bytes
 
-    def _declared_too_large(self, scope: Scope) -> bool:
+    @staticmethod
+    def _too_large(limit: int) -> HTTPException:
+        return HTTPException(413, f"The request body is larger than the {limit} bytes accepted")
+
+    @staticmethod
+    def _declared_too_large(scope: Scope, limit: int) -> bool:
         declared = Headers(scope=scope).get("content-length", "")
         # (More than 18 digits is over any limit, and int() refuses thousands of them.)
         return (
             declared.isascii()
             and declared.isdigit()
-            and (len(declared) > 18 or int(declared) > self.max_bytes)
+            and (len(declared) > 18 or int(declared) > limit)
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        if self._declared_too_large(scope):
+        limit = self._limit(scope)
+        if self._declared_too_large(scope, limit):
             response = problem_response(
                 Request(scope),
                 status=413,
                 code="content_too_large",
                 title="Content too large",
-                detail=str(self._too_large().detail),
+                detail=str(self._too_large(limit).detail),
             )
             await response(scope, receive, send)
             return
@@ -126,8 +139,8 @@ class BodyLimit:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_bytes:
-                    raise self._too_large()
+                if received > limit:
+                    raise self._too_large(limit)
             return message
 
         await self.app(scope, counted, send)
@@ -145,14 +158,26 @@ class ConcurrencyLimit:
     write holds the writer for little more than its own work.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, metrics: HttpMetrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit: int,
+        metrics: HttpMetrics,
+        outside: Sequence[re.Pattern[str]] = (),
+    ) -> None:
         self.app = app
+        # Routes that move a file's bytes at the client's pace wait for no place.
+        self.outside = tuple(outside)
         # asyncio.Semaphore wakes its waiters in the order they came.
         self.gate = asyncio.Semaphore(limit)
         self.waiting = metrics.waiting
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in _QUIET_ROUTES:
+        if (
+            scope["type"] != "http"
+            or scope["path"] in _QUIET_ROUTES
+            or any(pattern.match(scope["path"]) for pattern in self.outside)
+        ):
             await self.app(scope, receive, send)
             return
         self.waiting.inc()

@@ -3,6 +3,7 @@
 from services.core.audit import models as audit_models
 from services.core.auth import models as auth_models
 from services.core.catalog import models as catalog_models
+from services.core.files import models as file_models
 from services.core.instances import models as instance_models
 from services.core.monitors import models as monitor_models
 from services.core.notifications import models as notification_models
@@ -16,6 +17,7 @@ __all__ = [
     "audit_models",
     "auth_models",
     "catalog_models",
+    "file_models",
     "hook_models",
     "instance_models",
     "monitor_models",

@@ -347,6 +347,32 @@ class NotifySettings(BaseModel):
         return self
 
 
+class FileSettings(BaseModel):
+    store_url: str | None = Field(
+        default=None,
+        max_length=1000,
+        description="Where evidence files are kept: `s3://bucket/prefix` (or `gs://`, "
+        "`az://`, `file:///path`). Unset: the directory `<data_dir>/files`.",
+    )
+    store_options: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description='The store\'s settings as JSON, e.g. `{"endpoint": "https://s3.example", '
+        '"region": "id-jkt-1", "access_key_id": "…", "secret_access_key": "…"}` '
+        "(obstore's names; the `AWS_*` variables work too). An `http://` endpoint is allowed.",
+    )
+    max_file_bytes: int = Field(
+        default=25 * 1024 * 1024,
+        ge=1024,
+        le=5 * 1024**3,
+        description="Largest evidence file accepted (413 beyond).",
+    )
+    max_instance_bytes: int = Field(
+        default=250 * 1024 * 1024,
+        ge=1024,
+        description="Largest total of the evidence files of one instance (413 beyond).",
+    )
+
+
 class LogSettings(BaseModel):
     level: str = Field(default="INFO", description="Log level.")
     json_format: bool = Field(default=False, description="JSON log lines (production default).")
@@ -457,6 +483,7 @@ class Settings(BaseSettings):
     monitors: MonitorSettings = Field(default_factory=MonitorSettings)
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
+    files: FileSettings = Field(default_factory=FileSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

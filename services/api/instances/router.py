@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated
 
@@ -38,6 +38,7 @@ from services.core.engine.state import (
     RecordExternal,
 )
 from services.core.errors import AlurError
+from services.core.files import service as files
 from services.core.instances import queries
 from services.core.instances import service as instances
 from services.core.instances.service import Applied, InstanceView
@@ -88,6 +89,7 @@ async def _command(
     instance_id: str,
     make: CommandFactory,
     if_match: str | None,
+    evidence: Sequence[str] = (),
 ) -> Response:
     """Apply one command to the instance and answer its new state (with the ETag).
 
@@ -96,8 +98,12 @@ async def _command(
     written directly."""
     now = utcnow()
     async with context.unit() as work:
-        # Applying a command writes one statement: no transaction block needed around it.
-        statements_stand_alone(work.session)
+        if any(files.is_file_id(reference) for reference in evidence):
+            # The files a transition names as its evidence are this instance's.
+            await files.require_attached(work.session, instance_id, evidence)
+        else:
+            # Applying a command writes one statement: no transaction block needed.
+            statements_stand_alone(work.session)
         applied = await instances.apply(
             work.session,
             context.services,
@@ -282,7 +288,7 @@ def _transition(body: TransitionCreate) -> CommandFactory:
     summary="Complete an open task (or record an external step) and move the instance on",
     name="complete_task",
     # 503: the command opens its own unit of work (no Session dependency to say so).
-    responses=problem_responses(400, 403, 404, 409, 412, 503),
+    responses=problem_responses(400, 403, 404, 409, 412, 422, 503),
 )
 async def transition(
     instance_id: str,
@@ -291,7 +297,9 @@ async def transition(
     context: Context,
     if_match: IfMatch = None,
 ) -> Response:
-    return await _command(context, actor, instance_id, _transition(body), if_match)
+    return await _command(
+        context, actor, instance_id, _transition(body), if_match, evidence=body.evidence
+    )
 
 
 @router.post(

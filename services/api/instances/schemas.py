@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import orjson
 from pydantic import BaseModel, Field, model_validator
@@ -47,7 +47,12 @@ class TransitionCreate(StrictBody):
     )
     outcome: str | None = Field(default=None, max_length=64, description="Required at a decision.")
     note: str | None = Field(default=None, max_length=4000)
-    evidence: list[str] = Field(default_factory=list, description="References (URLs, file ids).")
+    evidence: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="References: ids of files attached to the instance "
+        "(`POST /v1/instances/{id}/files`, checked), URLs, other records.",
+    )
 
     @model_validator(mode="after")
     def _task_or_step(self) -> TransitionCreate:

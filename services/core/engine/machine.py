@@ -46,6 +46,7 @@ from services.core.engine.state import (
     ADMIN_ROLE,
     Actor,
     Assign,
+    AttachFile,
     Cancel,
     Claim,
     Command,
@@ -56,6 +57,7 @@ from services.core.engine.state import (
     Effect,
     EnqueueJob,
     Escalate,
+    FileAttached,
     Flag,
     InstanceCancelled,
     InstanceCompleted,
@@ -152,6 +154,8 @@ def decide(
             return _cancel(ctx, snapshot, command)
         case Comment():
             return _comment(snapshot, command)
+        case AttachFile():
+            return _attach(snapshot, command)
         case Escalate():
             return escalation.escalate(definition, snapshot, command, ctx.now, ctx.roles)
         case Flag():
@@ -316,6 +320,21 @@ def _comment(snapshot: InstanceState, command: Comment) -> Decision:
     if not _filled(command.text):
         raise ValueRequired("text")
     effect = CommentAdded(text=command.text, task_id=command.task_id)
+    return _decision(snapshot, snapshot.tasks, effect)
+
+
+def _attach(snapshot: InstanceState, command: AttachFile) -> Decision:
+    if command.task_id is not None:
+        _open_task(snapshot, command.task_id)
+    file = command.file
+    effect = FileAttached(
+        file_id=file.id,
+        name=file.name,
+        media_type=file.media_type,
+        size=file.size,
+        sha256=file.sha256,
+        task_id=command.task_id,
+    )
     return _decision(snapshot, snapshot.tasks, effect)
 
 

@@ -229,6 +229,27 @@ class Comment:
 
 
 @dataclass(frozen=True, kw_only=True)
+class AttachedFile:
+    """An evidence file as stored: immutable, named by the SHA-256 of its content."""
+
+    id: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttachFile:
+    """Record an evidence file on the instance (or one of its open tasks): its hash goes
+    into the audit chain, so the trail proves which content was attached."""
+
+    actor: Actor
+    file: AttachedFile
+    task_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
 class Escalate:
     """The deadline sweep's command: fire the notices due at `now` for one task (or the
     instance's procedure-level deadline when `task_id` is None).
@@ -260,6 +281,7 @@ Command = (
     | Release
     | Cancel
     | Comment
+    | AttachFile
     | Escalate
     | Flag
 )
@@ -342,6 +364,17 @@ class CommentAdded:
 
 
 @dataclass(frozen=True, kw_only=True)
+class FileAttached:
+    event_type: ClassVar[str] = "file.attached"
+    file_id: str
+    name: str
+    media_type: str
+    size: int
+    sha256: str
+    task_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
 class TaskDueSoon:
     event_type: ClassVar[str] = "task.due_soon"
     task: TaskState
@@ -399,6 +432,7 @@ Effect = (
     | InstanceCompleted
     | InstanceCancelled
     | CommentAdded
+    | FileAttached
     | TaskDueSoon
     | TaskOverdue
     | TaskEscalated

@@ -250,6 +250,17 @@ EVENT_TYPES: tuple[EventType, ...] = (
         {"text": "Server sudah dinyalakan ulang.", "task_id": None}, "active",
     ),
     _instance_event(
+        "file.attached", "An evidence file was attached to the instance (or one of its "
+        "tasks); `sha256` names its content, which `GET /v1/files/{file_id}` serves.",
+        {"file_id": STRING, "name": STRING, "media_type": STRING, "size": INTEGER,
+         "sha256": STRING, "task_id": nullable(STRING)},
+        {"file_id": "0b8f3f0e-6a4f-4c55-9a7e-3f1d2c4b5a69", "name": "berita-acara.pdf",
+         "media_type": "application/pdf", "size": 48213,
+         "sha256": "9f2c1e0b7d4a3c5e8f6a1b2d3c4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e",
+         "task_id": None},
+        "active",
+    ),
+    _instance_event(
         "job.enqueued", "An automated step's job was sent to the workers.",
         {"job": STRING, "task_id": STRING},
         {"job": "sipp.check_backup", "task_id": TASK_EXAMPLE["id"]}, "active",
