@@ -1,0 +1,192 @@
+"""`/v1/reports/*`: the papers a court is judged by, made from what Alur recorded, for
+the heads and admins of a satker and of the courts above it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+from pydantic import BaseModel, Field
+
+from services.api.deps import Context, CurrentActor, Session
+from services.api.problems import problem_responses
+from services.core.db import utcnow
+from services.core.reports import periods
+from services.core.reports import service as reports
+from services.core.reports.exports import performance_tables
+from services.core.reports.performance import Figures, PerformanceReport
+from services.core.reports.tables import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, to_xlsx
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"])
+
+Format = Literal["json", "csv", "xlsx"]
+SatkerId = Annotated[str | None, Query(max_length=64, description="Default: your satker.")]
+
+
+class FiguresOut(BaseModel):
+    tasks: int
+    completed: int
+    on_time: int = Field(description="Completed by the due date.")
+    late: int = Field(description="Completed after the due date.")
+    without_standard: int = Field(description="Completed; the step has no time standard.")
+    open: int
+    open_overdue: int
+    cancelled: int
+    on_time_percent: float | None = Field(description="on_time / (on_time + late) × 100.")
+    median_seconds: float | None = Field(description="Working time, completed tasks.")
+    p90_seconds: float | None = Field(description="Nearest-rank 90th percentile.")
+    escalations: dict[str, int] = Field(description="Tasks by the highest level reached.")
+
+    @classmethod
+    def of(cls, figures: Figures) -> FiguresOut:
+        return cls(
+            tasks=figures.tasks,
+            completed=figures.completed,
+            on_time=figures.on_time,
+            late=figures.late,
+            without_standard=figures.without_standard,
+            open=figures.open,
+            open_overdue=figures.open_overdue,
+            cancelled=figures.cancelled,
+            on_time_percent=figures.on_time_percent,
+            median_seconds=figures.median_seconds,
+            p90_seconds=figures.p90_seconds,
+            escalations={str(level): n for level, n in sorted(figures.escalations.items())},
+        )
+
+
+class StepOut(BaseModel):
+    step: str
+    number: int | None
+    activity: str | None
+    lane: str | None
+    standard: str | None = Field(description="The time standard as the SOP writes it.")
+    figures: FiguresOut
+
+
+class SopOut(BaseModel):
+    sop: str
+    number: int | None
+    title: str | None
+    instances: int = Field(description="Instances with a task opened in the period.")
+    figures: FiguresOut
+    steps: list[StepOut]
+
+
+class LateTaskOut(BaseModel):
+    instance_id: str
+    title: str
+    sop: str
+    step: str
+    due_at: datetime
+    completed_at: datetime | None = Field(description="Null: still open, and overdue.")
+    late_seconds: float = Field(description="Working time past the due date.")
+    reasons: list[str] = Field(description="Comments on the task, then its completion note.")
+
+
+class PerformanceOut(BaseModel):
+    satker: str
+    period_from: date
+    period_to: date
+    generated_at: datetime
+    sops: list[SopOut]
+    late_tasks: list[LateTaskOut] = Field(description="The latest 500 at most.")
+    late_tasks_total: int
+
+    @classmethod
+    def of(cls, report: PerformanceReport) -> PerformanceOut:
+        return cls(
+            satker=report.satker,
+            period_from=report.period.first,
+            period_to=report.period.last,
+            generated_at=report.generated_at,
+            sops=[
+                SopOut(
+                    sop=sop.code,
+                    number=sop.number,
+                    title=sop.title,
+                    instances=sop.instances,
+                    figures=FiguresOut.of(sop.figures),
+                    steps=[
+                        StepOut(
+                            step=step.step_id,
+                            number=step.number,
+                            activity=step.activity,
+                            lane=step.lane,
+                            standard=step.standard,
+                            figures=FiguresOut.of(step.figures),
+                        )
+                        for step in sop.steps
+                    ],
+                )
+                for sop in report.sops
+            ],
+            late_tasks=[
+                LateTaskOut(
+                    instance_id=task.instance_id,
+                    title=task.title,
+                    sop=task.sop,
+                    step=task.step_id,
+                    due_at=task.due_at,
+                    completed_at=task.completed_at,
+                    late_seconds=task.late_seconds,
+                    reasons=list(task.reasons),
+                )
+                for task in report.late_tasks
+            ],
+            late_tasks_total=report.late_tasks_total,
+        )
+
+
+def _download(content: bytes, media_type: str, name: str) -> Response:
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+_TABLE_RESPONSES: dict[int | str, dict[str, object]] = {
+    200: {
+        "description": "JSON, or the table as CSV or XLSX (`format`).",
+        "content": {CSV_MEDIA_TYPE: {}, XLSX_MEDIA_TYPE: {}},
+    }
+}
+
+
+@router.get(
+    "/sop-performance",
+    response_model=PerformanceOut,
+    summary="Per SOP and step: on time, late, open; durations against the standard",
+    name="sop_performance_report",
+    responses={**_TABLE_RESPONSES, **problem_responses(403, 404, 422)},
+)
+async def sop_performance(
+    actor: CurrentActor,
+    context: Context,
+    session: Session,
+    satker: SatkerId = None,
+    from_: Annotated[
+        date | None, Query(alias="from", description="First local date; default 1 January.")
+    ] = None,
+    to: Annotated[date | None, Query(description="Last local date; default today.")] = None,
+    sop: Annotated[str | None, Query(max_length=64)] = None,
+    format: Format = "json",
+) -> PerformanceOut | Response:
+    now = utcnow()
+    target = await reports.satker_for_report(session, context.services, actor, satker)
+    today = periods.today(target.timezone, now)
+    period = periods.between(from_ or today.replace(month=1, day=1), to or today)
+    report = await reports.sop_performance(
+        session, context.services, context.catalog, target, period, sop=sop, now=now
+    )
+    name = f"kinerja-sop-{target.id}-{period.first}-{period.last}"
+    if format == "csv":
+        return _download(to_csv(performance_tables(report, target.timezone)[0]),
+                         CSV_MEDIA_TYPE, f"{name}.csv")  # fmt: skip
+    if format == "xlsx":
+        return _download(to_xlsx(performance_tables(report, target.timezone)),
+                         XLSX_MEDIA_TYPE, f"{name}.xlsx")  # fmt: skip
+    return PerformanceOut.of(report)

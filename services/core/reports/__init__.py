@@ -1,0 +1,2 @@
+"""Reports: the papers a court is judged by (SOP performance, the Monev SOP form, the
+AMPUH evidence pack, the SAKIP indicators), made from what Alur recorded."""

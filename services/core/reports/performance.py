@@ -1,0 +1,314 @@
+"""The SOP performance report: per SOP and per step, how many tasks were done on time,
+late, or are still open, and how long they took in working time against the standard.
+
+Counted over the tasks opened in the period (in the satker's local dates): a task is
+*on time* when it was completed by its due date, *late* when after it; a task without a
+time standard is counted apart (`without_standard`). Durations are working time in the
+satker's calendar, the same as the deadlines (elapsed time for a standard counted in
+calendar days). Percentiles are nearest-rank.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from services.core.audit.models import AuditEventRecord
+from services.core.engine.calendar import WorkingCalendar
+from services.core.engine.definition import Catalog, SopDefinition, Step
+from services.core.instances.models import InstanceRecord, TaskRecord
+from services.core.reports.periods import Period
+
+# The late tasks listed by name; the count covers them all.
+LATE_TASKS_LISTED = 500
+
+
+@dataclass(frozen=True)
+class TaskRow:
+    id: str
+    instance_id: str
+    sop_code: str
+    step_id: str
+    status: str
+    opened_at: datetime
+    due_at: datetime | None
+    completed_at: datetime | None
+    escalation_level: int
+    note: str | None
+    title: str
+
+
+@dataclass
+class Figures:
+    """Counts and durations of a set of tasks (one step, or one SOP)."""
+
+    tasks: int = 0
+    on_time: int = 0
+    late: int = 0
+    without_standard: int = 0
+    open: int = 0
+    open_overdue: int = 0
+    cancelled: int = 0
+    escalations: dict[int, int] = field(default_factory=dict)
+    durations: list[float] = field(default_factory=list, repr=False)
+
+    @property
+    def completed(self) -> int:
+        return self.on_time + self.late + self.without_standard
+
+    @property
+    def on_time_percent(self) -> float | None:
+        judged = self.on_time + self.late
+        return None if judged == 0 else round(100 * self.on_time / judged, 1)
+
+    @property
+    def median_seconds(self) -> float | None:
+        return _rank(sorted(self.durations), 0.5)
+
+    @property
+    def p90_seconds(self) -> float | None:
+        return _rank(sorted(self.durations), 0.9)
+
+    def add(self, task: TaskRow, duration: float | None, now: datetime) -> None:
+        self.tasks += 1
+        if task.escalation_level:
+            self.escalations[task.escalation_level] = (
+                self.escalations.get(task.escalation_level, 0) + 1
+            )
+        if task.status == "cancelled":
+            self.cancelled += 1
+        elif task.completed_at is None:
+            self.open += 1
+            if task.due_at is not None and task.due_at <= now:
+                self.open_overdue += 1
+        else:
+            if task.due_at is None:
+                self.without_standard += 1
+            elif task.completed_at <= task.due_at:
+                self.on_time += 1
+            else:
+                self.late += 1
+            if duration is not None:
+                self.durations.append(duration)
+
+
+def _rank(ordered: Sequence[float], share: float) -> float | None:
+    if not ordered:
+        return None
+    return round(ordered[max(0, math.ceil(share * len(ordered)) - 1)], 1)
+
+
+@dataclass
+class StepReport:
+    step_id: str
+    number: int | None
+    activity: str | None
+    lane: str | None
+    standard: str | None
+    figures: Figures
+
+
+@dataclass
+class SopReport:
+    code: str
+    number: int | None
+    title: str | None
+    instances: int
+    figures: Figures
+    steps: list[StepReport]
+
+
+@dataclass(frozen=True)
+class LateTask:
+    instance_id: str
+    title: str
+    sop: str
+    step_id: str
+    due_at: datetime
+    completed_at: datetime | None
+    late_seconds: float
+    reasons: tuple[str, ...]
+
+
+@dataclass
+class PerformanceReport:
+    satker: str
+    period: Period
+    generated_at: datetime
+    sops: list[SopReport]
+    late_tasks: list[LateTask]
+    late_tasks_total: int
+
+
+async def task_rows(
+    session: AsyncSession,
+    satker_id: str,
+    start: datetime,
+    end: datetime,
+    sop: str | None = None,
+) -> list[TaskRow]:
+    """The satker's tasks opened in [start, end), with their instance's title."""
+    task, instance = TaskRecord.__table__.c, InstanceRecord.__table__.c  # type: ignore[attr-defined]
+    query = (
+        sa.select(
+            task.id,
+            task.instance_id,
+            task.sop_code,
+            task.step_id,
+            task.status,
+            task.opened_at,
+            task.due_at,
+            task.completed_at,
+            task.escalation_level,
+            task.note,
+            instance.title,
+        )
+        .join_from(TaskRecord.__table__, InstanceRecord.__table__, task.instance_id == instance.id)  # type: ignore[attr-defined]
+        .where(task.satker_id == satker_id, task.opened_at >= start, task.opened_at < end)
+    )
+    if sop is not None:
+        query = query.where(task.sop_code == sop)
+    result = await session.execute(query)
+    return [TaskRow(*row) for row in result.all()]
+
+
+async def comments_on(session: AsyncSession, task_ids: Iterable[str]) -> dict[str, list[str]]:
+    """The comments made on each task, oldest first."""
+    ids = list(task_ids)
+    found: dict[str, list[str]] = defaultdict(list)
+    for chunk in range(0, len(ids), 500):
+        rows = await session.execute(
+            sa.select(col(AuditEventRecord.task_id), col(AuditEventRecord.data))
+            .where(
+                col(AuditEventRecord.type) == "comment.added",
+                col(AuditEventRecord.task_id).in_(ids[chunk : chunk + 500]),
+            )
+            .order_by(col(AuditEventRecord.id))
+        )
+        for task_id, data in rows.all():
+            if task_id is not None and isinstance(data, dict) and data.get("text"):
+                found[task_id].append(str(data["text"]))
+    return found
+
+
+def _steps(definition: SopDefinition | None) -> Mapping[str, Step]:
+    return {} if definition is None else {step.id: step for step in definition.steps}
+
+
+def compute(
+    rows: Sequence[TaskRow],
+    catalog: Catalog,
+    calendar: WorkingCalendar,
+    *,
+    satker: str,
+    period: Period,
+    now: datetime,
+    comments: Mapping[str, Sequence[str]] | None = None,
+) -> PerformanceReport:
+    definitions = {sop.code: sop for sop in catalog.sops}
+    by_sop: dict[str, dict[str, Figures]] = defaultdict(lambda: defaultdict(Figures))
+    totals: dict[str, Figures] = defaultdict(Figures)
+    instances: dict[str, set[str]] = defaultdict(set)
+    late: list[tuple[TaskRow, float]] = []
+    for row in rows:
+        step = _steps(definitions.get(row.sop_code)).get(row.step_id)
+        calendar_basis = (
+            step is not None
+            and step.time_standard is not None
+            and step.time_standard.basis == "calendar"
+        )
+        duration = None
+        if row.completed_at is not None:
+            duration = _span(row.opened_at, row.completed_at, calendar, calendar_basis)
+        by_sop[row.sop_code][row.step_id].add(row, duration, now)
+        totals[row.sop_code].add(row, duration, now)
+        instances[row.sop_code].add(row.instance_id)
+        if row.due_at is not None and row.status != "cancelled":
+            finished = row.completed_at or (now if row.due_at <= now else None)
+            if finished is not None and finished > row.due_at:
+                late.append((row, _span(row.due_at, finished, calendar, calendar_basis)))
+    reports = []
+    for code in sorted(by_sop, key=lambda c: (_number(definitions.get(c)), c)):
+        definition = definitions.get(code)
+        steps = _steps(definition)
+        step_reports = [
+            StepReport(
+                step_id=step_id,
+                number=steps[step_id].number if step_id in steps else None,
+                activity=steps[step_id].activity if step_id in steps else None,
+                lane=steps[step_id].lane if step_id in steps else None,
+                standard=_standard(steps.get(step_id)),
+                figures=figures,
+            )
+            for step_id, figures in sorted(
+                by_sop[code].items(),
+                key=lambda item: (steps[item[0]].number if item[0] in steps else 1_000, item[0]),
+            )
+        ]
+        reports.append(
+            SopReport(
+                code=code,
+                number=definition.number if definition else None,
+                title=definition.title if definition else None,
+                instances=len(instances[code]),
+                figures=totals[code],
+                steps=step_reports,
+            )
+        )
+    late.sort(key=lambda item: -item[1])
+    notes = comments or {}
+    listed = [
+        LateTask(
+            instance_id=row.instance_id,
+            title=row.title,
+            sop=row.sop_code,
+            step_id=row.step_id,
+            due_at=row.due_at,  # type: ignore[arg-type]
+            completed_at=row.completed_at,
+            late_seconds=round(seconds, 1),
+            reasons=tuple(notes.get(row.id, ())) + ((row.note,) if row.note else ()),
+        )
+        for row, seconds in late[:LATE_TASKS_LISTED]
+    ]
+    return PerformanceReport(
+        satker=satker,
+        period=period,
+        generated_at=now,
+        sops=reports,
+        late_tasks=listed,
+        late_tasks_total=len(late),
+    )
+
+
+def late_task_ids(rows: Sequence[TaskRow], now: datetime) -> list[str]:
+    """The tasks `compute` lists as late (their comments are the reasons it shows)."""
+    return [
+        row.id
+        for row in rows
+        if row.due_at is not None
+        and row.status != "cancelled"
+        and (row.completed_at or now) > row.due_at
+    ]
+
+
+def _number(definition: SopDefinition | None) -> int:
+    return definition.number if definition is not None else 1_000
+
+
+def _standard(step: Step | None) -> str | None:
+    if step is None or step.time_standard is None:
+        return None
+    return step.time_standard.source_text
+
+
+def _span(a: datetime, b: datetime, calendar: WorkingCalendar, elapsed: bool) -> float:
+    if elapsed:
+        return (b - a).total_seconds()
+    return float(calendar.working_time_between(a, b) / timedelta(seconds=1))

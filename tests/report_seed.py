@@ -1,0 +1,163 @@
+"""A quarter of realistic activity for the report tests, written through the use cases
+with a fixed clock (each command at the instant the plan says), and the plan's own
+record of what happened, from which the tests count independently of the reports.
+
+Every SOP of the catalog is run several times in a satker of the test's own. A run
+starts on a working morning, each task is done after a delay drawn from a seeded random
+generator (most within the standard, some well past it), at a decision the first
+outcome that moves forward is taken, and some runs stop part way (still open).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from services.api.context import AppContext
+from services.core.engine.definition import SopDefinition, StepKind
+from services.core.engine.state import (
+    Actor,
+    Command,
+    Comment,
+    CompleteTask,
+    RecordExternal,
+    TaskState,
+    TaskStatus,
+)
+from services.core.instances import service as instances
+from services.core.instances.service import Applied, InstanceView
+
+
+@dataclass
+class SeededTask:
+    id: str
+    instance_id: str
+    sop: str
+    step_id: str
+    opened_at: datetime
+    due_at: datetime | None
+    completed_at: datetime | None = None
+    comments: list[str] = field(default_factory=list)
+    note: str | None = None
+
+
+@dataclass
+class Seeded:
+    satker: str
+    tasks: dict[str, SeededTask] = field(default_factory=dict)
+    instances: dict[str, str] = field(default_factory=dict)  # id -> SOP code
+
+    def record(self, view: InstanceView) -> None:
+        self.instances[view.record.id] = view.record.sop_code
+        for task in view.state.tasks:
+            seen = self.tasks.get(task.id)
+            if seen is None:
+                seen = self.tasks[task.id] = SeededTask(
+                    id=task.id,
+                    instance_id=view.record.id,
+                    sop=view.record.sop_code,
+                    step_id=task.step_id,
+                    opened_at=task.opened_at,
+                    due_at=task.due_at,
+                )
+            if task.status is TaskStatus.COMPLETED:
+                seen.completed_at = task.completed_at
+                seen.note = task.note
+
+
+def _forward(definition: SopDefinition, task: TaskState) -> str | None:
+    step = definition.step(task.step_id)
+    if step.outcomes is None:
+        return None
+    for outcome, target in step.outcomes.items():
+        if target is None or definition.step(target).number > step.number:
+            return outcome
+    return next(iter(step.outcomes))
+
+
+def _actor(context: AppContext, satker: str) -> Actor:
+    roles = frozenset(context.services.roles) | {"admin"}
+    return Actor(sub="penguji", roles=roles, satker=satker, name="Penguji Laporan")
+
+
+async def seed_quarter(
+    context: AppContext, satker: str, first_day: datetime, *, runs_per_sop: int = 3, seed: int = 7
+) -> Seeded:
+    """Runs of every SOP in `satker`, started on the days after `first_day` (a UTC
+    instant on a working morning); all activity within 60 days of it."""
+    rng = random.Random(seed)
+    seeded = Seeded(satker)
+    person = _actor(context, satker)
+    worker = Actor.worker(satker)
+    for number, definition in enumerate(sorted(context.catalog.sops, key=lambda s: s.number)):
+        for run in range(runs_per_sop):
+            start = first_day + timedelta(days=2 * number + run, hours=rng.randint(0, 3))
+            async with context.unit() as work:
+                applied = await instances.start_instance(
+                    work.session, context.services, person, sop=definition.code,
+                    title=f"Uji {definition.code} #{run}", entry_point=None, context={},
+                    satker=satker, started_at=None, now=start,
+                )  # fmt: skip
+            seeded.record(applied.view)
+            stop_after = rng.choice([None, None, None, 1, 2])
+            await _run(context, seeded, applied, definition, person, worker, rng, stop_after)
+    return seeded
+
+
+async def _run(
+    context: AppContext,
+    seeded: Seeded,
+    applied: Applied,
+    definition: SopDefinition,
+    person: Actor,
+    worker: Actor,
+    rng: random.Random,
+    stop_after: int | None,
+) -> None:
+    view, moves = applied.view, 0
+    while view.state.is_active and moves < 30:
+        if stop_after is not None and moves >= stop_after:
+            return
+        task = next(t for t in view.state.tasks if t.status is TaskStatus.OPEN)
+        step = definition.step(task.step_id)
+        standard = (task.due_at - task.opened_at) if task.due_at else timedelta(hours=2)
+        late = rng.random() < 0.3
+        delay = standard * (rng.uniform(1.2, 3.0) if late else rng.uniform(0.05, 0.9))
+        at = task.opened_at + max(delay, timedelta(minutes=1))
+        outcome = _forward(definition, task)
+        if late:
+            reason = f"Terlambat: menunggu {rng.choice(['tanda tangan', 'data', 'jaringan'])}"
+            view = await _apply(context, person, view, at - timedelta(seconds=30),
+                                lambda _v, a, _i, t=task, r=reason: Comment(
+                                    actor=a, text=r, task_id=t.id))  # fmt: skip
+            seeded.tasks[task.id].comments.append(reason)
+        # An external party's step is recorded with what it sent (a note at least).
+        note = "Selesai" if task.kind is StepKind.EXTERNAL or rng.random() < 0.5 else None
+
+        def complete(_view: InstanceView, actor: Actor, ids: list[str], t: TaskState = task,
+                     o: str | None = outcome, n: str | None = note) -> Command:  # fmt: skip
+            if t.kind is StepKind.EXTERNAL:
+                return RecordExternal(actor=actor, task_id=t.id, outcome=o, note=n,
+                                      new_task_ids=ids)  # fmt: skip
+            return CompleteTask(actor=actor, task_id=t.id, outcome=o, note=n, new_task_ids=ids)
+
+        actor = worker if step.kind is StepKind.AUTOMATED else person
+        view = await _apply(context, actor, view, at, complete)
+        seeded.record(view)
+        moves += 1
+
+
+async def _apply(context: AppContext, actor: Actor, view: InstanceView, at: datetime,
+                 make: object) -> InstanceView:  # fmt: skip
+    async with context.unit() as work:
+        applied = await instances.apply(
+            work.session, context.services, actor, view.record.id, make,  # type: ignore[arg-type]
+            if_match=None, now=at,
+        )  # fmt: skip
+    return applied.view
+
+
+def monday_morning(year: int, month: int, day: int) -> datetime:
+    """08:00 WIB (01:00 UTC) on the given date."""
+    return datetime(year, month, day, 1, 0, tzinfo=UTC)
