@@ -11,8 +11,12 @@ outcome that moves forward is taken, and some runs stop part way (still open).
 from __future__ import annotations
 
 import random
+import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+
+import httpx
+from fastapi import FastAPI
 
 from services.api.context import AppContext
 from services.core.engine.definition import SopDefinition, StepKind
@@ -27,6 +31,7 @@ from services.core.engine.state import (
 )
 from services.core.instances import service as instances
 from services.core.instances.service import Applied, InstanceView
+from tests.support import TokenFactory
 
 
 @dataclass
@@ -161,3 +166,23 @@ async def _apply(context: AppContext, actor: Actor, view: InstanceView, at: date
 def monday_morning(year: int, month: int, day: int) -> datetime:
     """08:00 WIB (01:00 UTC) on the given date."""
     return datetime(year, month, day, 1, 0, tzinfo=UTC)
+
+
+async def seeded_satker(app: FastAPI, auth_headers: TokenFactory) -> Seeded:
+    """A satker of its own (no other test writes there) with Q2 activity (one run of each
+    SOP from 6 April 2026) and Q3 activity (three runs each from 6 July 2026)."""
+    satker = f"pn-lap-{uuid.uuid4().hex[:6]}"
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://alur.test") as client:
+        created = await client.post(
+            "/v1/satkers",
+            json={"id": satker, "name": "Pengadilan Negeri Uji Laporan", "parent": "pt-bengkulu"},
+            headers=auth_headers(["admin"], satker="pt-bengkulu"),
+        )
+        assert created.status_code == 201, created.text
+    context: AppContext = app.state.context
+    april = await seed_quarter(context, satker, monday_morning(2026, 4, 6), runs_per_sop=1, seed=3)
+    july = await seed_quarter(context, satker, monday_morning(2026, 7, 6), runs_per_sop=3)
+    july.tasks.update(april.tasks)
+    july.instances.update(april.instances)
+    return july

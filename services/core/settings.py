@@ -373,6 +373,25 @@ class FileSettings(BaseModel):
     )
 
 
+class ReportSettings(BaseModel):
+    targets: Annotated[
+        dict[str, Annotated[float, Field(gt=0, le=100)]], NoDecode, BeforeValidator(_split_pairs)
+    ] = Field(
+        default_factory=dict,
+        description="SAKIP targets: the on-time percentage aimed at per SOP, as `code=percent` "
+        "pairs (`wifi-internet=95,website-uptime=90`); the others aim at `default_target`.",
+    )
+    default_target: float = Field(
+        default=100, gt=0, le=100, description="The on-time percentage a SOP aims at."
+    )
+    inline_pack_bytes: int = Field(
+        default=20 * 1024 * 1024,
+        ge=0,
+        description="An evidence pack whose files total at most this many bytes is built "
+        "while the request waits; a larger one by a worker (202 and a report job).",
+    )
+
+
 class LogSettings(BaseModel):
     level: str = Field(default="INFO", description="Log level.")
     json_format: bool = Field(default=False, description="JSON log lines (production default).")
@@ -484,6 +503,7 @@ class Settings(BaseSettings):
     webhooks: WebhookSettings = Field(default_factory=WebhookSettings)
     notify: NotifySettings = Field(default_factory=NotifySettings)
     files: FileSettings = Field(default_factory=FileSettings)
+    reports: ReportSettings = Field(default_factory=ReportSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     health: HealthSettings = Field(default_factory=HealthSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import io
-import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +15,7 @@ from fastapi import FastAPI
 from openpyxl import load_workbook
 
 from services.api.context import AppContext
-from tests.report_seed import Seeded, monday_morning, seed_quarter
+from tests.report_seed import Seeded, seeded_satker
 from tests.support import TokenFactory
 
 Q3 = {"from": "2026-07-01", "to": "2026-09-30"}
@@ -27,20 +26,7 @@ Q3_END = datetime(2026, 9, 30, 17, tzinfo=UTC)
 
 @pytest.fixture(scope="module")
 async def quarter(app: FastAPI, auth_headers: TokenFactory) -> Seeded:
-    """A satker of its own (no other test writes there) with Q2 and Q3 activity."""
-    satker = f"pn-lap-{uuid.uuid4().hex[:6]}"
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://alur.test") as client:
-        created = await client.post(
-            "/v1/satkers",
-            json={"id": satker, "name": "Pengadilan Negeri Uji Laporan", "parent": "pt-bengkulu"},
-            headers=auth_headers(["admin"], satker="pt-bengkulu"),
-        )
-        assert created.status_code == 201, created.text
-    context: AppContext = app.state.context
-    # Q2 activity, which the Q3 report must leave out.
-    await seed_quarter(context, satker, monday_morning(2026, 4, 6), runs_per_sop=1, seed=3)
-    return await seed_quarter(context, satker, monday_morning(2026, 7, 6), runs_per_sop=3)
+    return await seeded_satker(app, auth_headers)
 
 
 def _expected(seeded: Seeded, now: datetime) -> dict[str, dict[str, Counter[str]]]:

@@ -15,7 +15,8 @@ from services.api.problems import problem_responses
 from services.core.db import utcnow
 from services.core.reports import periods
 from services.core.reports import service as reports
-from services.core.reports.exports import performance_tables
+from services.core.reports.exports import indicator_tables, performance_tables
+from services.core.reports.indicators import SopIndicator, Tally
 from services.core.reports.performance import Figures, PerformanceReport
 from services.core.reports.tables import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, to_xlsx
 
@@ -190,3 +191,81 @@ async def sop_performance(
         return _download(to_xlsx(performance_tables(report, target.timezone)),
                          XLSX_MEDIA_TYPE, f"{name}.xlsx")  # fmt: skip
     return PerformanceOut.of(report)
+
+
+class TallyOut(BaseModel):
+    completed: int = Field(description="Tasks with a time standard completed in the span.")
+    on_time: int
+    realisation_percent: float | None = Field(description="on_time / completed × 100.")
+    achievement_percent: float | None = Field(description="realisation / target × 100.")
+
+    @classmethod
+    def of(cls, tally: Tally, target: float) -> TallyOut:
+        return cls(
+            completed=tally.completed,
+            on_time=tally.on_time,
+            realisation_percent=tally.realisation,
+            achievement_percent=tally.achievement(target),
+        )
+
+
+class IndicatorOut(BaseModel):
+    sop: str
+    number: int | None
+    title: str | None
+    target_percent: float
+    year: TallyOut
+    months: list[TallyOut] = Field(description="January to December (local months).")
+
+    @classmethod
+    def of(cls, indicator: SopIndicator) -> IndicatorOut:
+        target = indicator.target
+        return cls(
+            sop=indicator.code,
+            number=indicator.number,
+            title=indicator.title,
+            target_percent=target,
+            year=TallyOut.of(indicator.year, target),
+            months=[TallyOut.of(month, target) for month in indicator.months],
+        )
+
+
+class IndicatorsOut(BaseModel):
+    satker: str
+    year: int
+    generated_at: datetime
+    indicators: list[IndicatorOut]
+
+
+@router.get(
+    "/indicators",
+    response_model=IndicatorsOut,
+    summary="SAKIP figures: on-time realisation against target per SOP, month by month",
+    name="sakip_indicators_report",
+    responses={**_TABLE_RESPONSES, **problem_responses(403, 404, 422)},
+)
+async def sakip_indicators(
+    actor: CurrentActor,
+    context: Context,
+    session: Session,
+    satker: SatkerId = None,
+    year: Annotated[int | None, Query(ge=2000, le=2999, description="Default: this year.")] = None,
+    format: Format = "json",
+) -> IndicatorsOut | Response:
+    now = utcnow()
+    target = await reports.satker_for_report(session, context.services, actor, satker)
+    year = year or periods.today(target.timezone, now).year
+    found = await reports.sakip_indicators(
+        session, context.catalog, target, year, context.settings.reports
+    )
+    name = f"indikator-sakip-{target.id}-{year}"
+    if format == "csv":
+        return _download(to_csv(indicator_tables(found, year)[0]), CSV_MEDIA_TYPE, f"{name}.csv")
+    if format == "xlsx":
+        return _download(to_xlsx(indicator_tables(found, year)), XLSX_MEDIA_TYPE, f"{name}.xlsx")
+    return IndicatorsOut(
+        satker=target.id,
+        year=year,
+        generated_at=now,
+        indicators=[IndicatorOut.of(indicator) for indicator in found],
+    )

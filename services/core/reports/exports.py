@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+from services.core.reports.indicators import SopIndicator
 from services.core.reports.performance import Figures, PerformanceReport
 from services.core.reports.tables import Cell, Table
 
@@ -106,3 +107,39 @@ def performance_tables(report: PerformanceReport, timezone: str) -> list[Table]:
             rows=late_rows,
         ),
     ]
+
+
+def indicator_tables(found: list[SopIndicator], year: int) -> list[Table]:
+    """One row per SOP and month, then the year (`month` empty)."""
+    columns = [
+        ("sop_number", "No. SOP"),
+        ("sop", "Kode SOP"),
+        ("sop_title", "Nama SOP"),
+        ("year", "Tahun"),
+        ("month", "Bulan"),
+        ("completed", "Tugas selesai"),
+        ("on_time", "Tepat waktu"),
+        ("target_percent", "Target (%)"),
+        ("realisation_percent", "Realisasi (%)"),
+        ("achievement_percent", "Capaian (%)"),
+    ]
+    rows: list[list[Cell]] = []
+    for indicator in found:
+        head: list[Cell] = [indicator.number, indicator.code, indicator.title, year]
+        for month, tally in enumerate(indicator.months, start=1):
+            rows.append([
+                *head, month, tally.completed, tally.on_time, indicator.target,
+                tally.realisation, tally.achievement(indicator.target),
+            ])  # fmt: skip
+        tally = indicator.year
+        rows.append([
+            *head, None, tally.completed, tally.on_time, indicator.target,
+            tally.realisation, tally.achievement(indicator.target),
+        ])  # fmt: skip
+    table = Table(
+        sheet=f"Indikator {year}",
+        columns=[name for name, _ in columns],
+        headings=[label for _, label in columns],
+        rows=rows,
+    )
+    return [table]

@@ -9,10 +9,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.core.engine.definition import Catalog
 from services.core.engine.state import Actor
 from services.core.errors import AlurError
-from services.core.reports import performance
+from services.core.reports import indicators, performance
+from services.core.reports.indicators import SopIndicator
 from services.core.reports.performance import PerformanceReport
-from services.core.reports.periods import Period
+from services.core.reports.periods import Period, parse
 from services.core.satkers.service import Satker, SatkerNotFound
+from services.core.settings import ReportSettings
 from services.core.shared import Services
 
 # The heads of a satker and its admins read its reports; so do those of a court above it.
@@ -62,4 +64,18 @@ async def sop_performance(
     calendar = await services.calendars.get(session, satker)
     return performance.compute(
         rows, catalog, calendar, satker=satker.id, period=period, now=now, comments=comments
+    )
+
+
+async def sakip_indicators(
+    session: AsyncSession,
+    catalog: Catalog,
+    satker: Satker,
+    year: int,
+    settings: ReportSettings,
+) -> list[SopIndicator]:
+    start, end = parse(str(year)).bounds(satker.timezone)
+    rows = await indicators.completed_rows(session, satker.id, start, end)
+    return indicators.compute(
+        rows, catalog, satker.timezone, settings.targets, settings.default_target
     )
