@@ -336,7 +336,7 @@ async def comment(
     context: Context,
 ) -> Response:
     def comment_on(_view: InstanceView, acting: Actor, _ids: list[str]) -> Command:
-        return Comment(actor=acting, text=body.text, task_id=body.task)
+        return Comment(actor=acting, text=body.text, task_id=body.task, kind=body.kind)
 
     return await _command(context, actor, instance_id, comment_on, None)
 

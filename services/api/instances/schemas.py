@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import orjson
 from pydantic import BaseModel, Field, model_validator
@@ -68,6 +68,10 @@ class CancelCreate(StrictBody):
 class CommentCreate(StrictBody):
     text: str = Field(min_length=1, max_length=4000)
     task: str | None = Field(default=None, max_length=36)
+    kind: Literal["note", "tindak_lanjut"] = Field(
+        default="note",
+        description="`tindak_lanjut`: a corrective action, listed in the Monev SOP form.",
+    )
 
 
 class AssignCreate(StrictBody):

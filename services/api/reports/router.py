@@ -8,17 +8,19 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
-from services.api.deps import Context, CurrentActor, Session
+from services.api.deps import Context, CurrentActor, Session, Work
 from services.api.problems import problem_responses
 from services.core.db import utcnow
-from services.core.reports import periods
+from services.core.reports import monev, periods
 from services.core.reports import service as reports
 from services.core.reports.exports import indicator_tables, performance_tables
 from services.core.reports.indicators import SopIndicator, Tally
+from services.core.reports.pdf import monev_pdf
 from services.core.reports.performance import Figures, PerformanceReport
 from services.core.reports.tables import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, to_xlsx
+from services.core.validation import StrictBody
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
@@ -269,3 +271,110 @@ async def sakip_indicators(
         generated_at=now,
         indicators=[IndicatorOut.of(indicator) for indicator in found],
     )
+
+
+PeriodText = Annotated[
+    str,
+    Query(
+        max_length=7,
+        description="A year, quarter or month: `2026`, `2026-Q4`, `2026-11`.",
+        examples=["2026-Q4"],
+    ),
+]
+
+
+@router.get(
+    "/monev",
+    response_class=Response,
+    summary="The Monev SOP form of a period, as a PDF in Indonesian",
+    name="monev_report",
+    responses={
+        200: {"description": "The form (A4).", "content": {"application/pdf": {}}},
+        **problem_responses(403, 404, 422),
+    },
+)
+async def monev_report(
+    actor: CurrentActor,
+    context: Context,
+    session: Session,
+    period: PeriodText,
+    satker: SatkerId = None,
+) -> Response:
+    now = utcnow()
+    target = await reports.satker_for_report(session, context.services, actor, satker)
+    parsed = periods.parse(period)
+    form = await monev.monev_form(session, context.services, context.catalog, target, parsed, now)
+    return _download(monev_pdf(form), "application/pdf", f"monev-sop-{target.id}-{period}.pdf")
+
+
+class FollowUpCreate(StrictBody):
+    sop: str = Field(max_length=64, description="SOP code (or number).")
+    period: str = Field(max_length=7, description="`2026`, `2026-Q4` or `2026-11`.")
+    text: str = Field(min_length=1, max_length=4000)
+    satker: str | None = Field(default=None, max_length=64, description="Default: yours.")
+
+
+class FollowUpPublic(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    satker_id: str
+    sop_code: str
+    period: str
+    text: str
+    author: str
+    author_name: str | None
+    created_at: datetime
+
+
+class FollowUpList(BaseModel):
+    items: list[FollowUpPublic]
+
+
+@router.post(
+    "/follow-ups",
+    status_code=201,
+    response_model=FollowUpPublic,
+    summary="Record a corrective action (tindak lanjut) on a SOP for a period",
+    name="add_follow_up",
+    responses=problem_responses(403, 404, 422),
+)
+async def add_follow_up(
+    body: FollowUpCreate, actor: CurrentActor, context: Context, work: Work
+) -> FollowUpPublic:
+    target = await reports.satker_for_report(work.session, context.services, actor, body.satker)
+    parsed = periods.parse(body.period)
+    definition = reports.sop_of(context.catalog, body.sop)
+    record = await monev.add_follow_up(
+        work.session,
+        context.services,
+        actor,
+        satker_id=target.id,
+        sop_code=definition.code,
+        period=parsed,
+        text=body.text,
+        now=utcnow(),
+    )
+    return FollowUpPublic.model_validate(record)
+
+
+@router.get(
+    "/follow-ups",
+    response_model=FollowUpList,
+    summary="Corrective actions recorded on SOPs (newest 500 at most)",
+    name="list_follow_ups",
+    responses=problem_responses(403, 404, 422),
+)
+async def list_follow_ups(
+    actor: CurrentActor,
+    context: Context,
+    session: Session,
+    satker: SatkerId = None,
+    period: Annotated[str | None, Query(max_length=7)] = None,
+    sop: Annotated[str | None, Query(max_length=64)] = None,
+) -> FollowUpList:
+    target = await reports.satker_for_report(session, context.services, actor, satker)
+    label = periods.parse(period).label if period is not None else None
+    code = reports.sop_of(context.catalog, sop).code if sop is not None else None
+    records = await monev.follow_ups_of(session, target.id, label, code)
+    return FollowUpList(items=[FollowUpPublic.model_validate(r) for r in records])

@@ -60,6 +60,19 @@ class AlreadyStarted(DomainError):
         super().__init__(f"instance {instance_id} has already started", instance_id=instance_id)
 
 
+class InvalidCommentKind(DomainError):
+    code = "invalid_comment_kind"
+    status = 422
+
+    def __init__(self, kind: str, allowed: Iterable[str]) -> None:
+        allowed_list = list(allowed)
+        super().__init__(
+            f"{kind!r} is not a kind of comment; allowed: {', '.join(allowed_list)}",
+            kind=kind,
+            allowed_kinds=allowed_list,
+        )
+
+
 class InvalidEntryPoint(DomainError):
     code = "invalid_entry_point"
     status = 422

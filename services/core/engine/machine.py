@@ -27,6 +27,7 @@ from services.core.engine.errors import (
     ExternalStepRequiresRecord,
     InstanceClosed,
     InstanceNotFound,
+    InvalidCommentKind,
     InvalidEntryPoint,
     InvalidOutcome,
     LaneForbidden,
@@ -44,6 +45,7 @@ from services.core.engine.errors import (
 )
 from services.core.engine.state import (
     ADMIN_ROLE,
+    COMMENT_KINDS,
     Actor,
     Assign,
     AttachFile,
@@ -319,7 +321,9 @@ def _comment(snapshot: InstanceState, command: Comment) -> Decision:
         _open_task(snapshot, command.task_id)
     if not _filled(command.text):
         raise ValueRequired("text")
-    effect = CommentAdded(text=command.text, task_id=command.task_id)
+    if command.kind not in COMMENT_KINDS:
+        raise InvalidCommentKind(command.kind, COMMENT_KINDS)
+    effect = CommentAdded(text=command.text, task_id=command.task_id, kind=command.kind)
     return _decision(snapshot, snapshot.tasks, effect)
 
 

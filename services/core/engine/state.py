@@ -221,11 +221,17 @@ class Cancel:
     reason: str
 
 
+# What a comment is: a plain note, or a corrective action (the Monev SOP form's
+# *tindak lanjut*), which the reports list.
+COMMENT_KINDS = ("note", "tindak_lanjut")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Comment:
     actor: Actor
     text: str
     task_id: str | None = None
+    kind: str = "note"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -361,6 +367,7 @@ class CommentAdded:
     event_type: ClassVar[str] = "comment.added"
     text: str
     task_id: str | None
+    kind: str = "note"
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -63,6 +63,8 @@ class TaskRecord(SQLModel, table=True):
         sa.Index("ix_task_instance", "instance_id"),
         sa.Index("ix_task_inbox", "satker_id", "lane", "status"),
         sa.Index("ix_task_open_due", "status", "due_at"),
+        # The reports read a satker's tasks of a period.
+        sa.Index("ix_task_satker_opened", "satker_id", "opened_at"),
         sa.Index(
             "ix_task_next_check",
             "next_check_at",

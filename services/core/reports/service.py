@@ -6,7 +6,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.core.engine.definition import Catalog
+from services.core.catalog.service import SopNotFound
+from services.core.engine.definition import Catalog, SopDefinition
 from services.core.engine.state import Actor
 from services.core.errors import AlurError
 from services.core.reports import indicators, performance
@@ -79,3 +80,11 @@ async def sakip_indicators(
     return indicators.compute(
         rows, catalog, satker.timezone, settings.targets, settings.default_target
     )
+
+
+def sop_of(catalog: Catalog, code_or_number: str) -> SopDefinition:
+    """A current SOP by code or number; `SopNotFound` otherwise."""
+    for sop in catalog.sops:
+        if code_or_number in (sop.code, str(sop.number), f"{sop.number:02d}"):
+            return sop
+    raise SopNotFound(f"No SOP {code_or_number[:64]!r} in the catalog")

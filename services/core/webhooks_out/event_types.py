@@ -245,9 +245,11 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "active", TO_PEOPLE,
     ),
     _instance_event(
-        "comment.added", "Someone commented on the instance (or one of its tasks).",
+        "comment.added", "Someone commented on the instance (or one of its tasks); "
+        "`kind` `tindak_lanjut` is a corrective action (the Monev SOP form lists them).",
         {"text": STRING, "task_id": nullable(STRING)},
-        {"text": "Server sudah dinyalakan ulang.", "task_id": None}, "active",
+        {"text": "Server sudah dinyalakan ulang.", "task_id": None, "kind": "note"}, "active",
+        {"kind": {"enum": ["note", "tindak_lanjut"]}},
     ),
     _instance_event(
         "file.attached", "An evidence file was attached to the instance (or one of its "
