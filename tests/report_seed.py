@@ -10,10 +10,12 @@ outcome that moves forward is taken, and some runs stop part way (still open).
 
 from __future__ import annotations
 
+import hashlib
 import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from fastapi import FastAPI
@@ -29,6 +31,9 @@ from services.core.engine.state import (
     TaskState,
     TaskStatus,
 )
+from services.core.files import service as files
+from services.core.files.media import SNIFF_BYTES, detect
+from services.core.files.service import Upload
 from services.core.instances import service as instances
 from services.core.instances.service import Applied, InstanceView
 from tests.support import TokenFactory
@@ -186,3 +191,50 @@ async def seeded_satker(app: FastAPI, auth_headers: TokenFactory) -> Seeded:
     july.tasks.update(april.tasks)
     july.instances.update(april.instances)
     return july
+
+
+async def attach_file(
+    context: AppContext, actor: Actor, instance_id: str, content: bytes, name: str,
+    at: datetime, tmp: Path,
+) -> str:  # fmt: skip
+    """Attach `content` as an evidence file at `at`, as the upload route does."""
+    source = tmp / f"upload-{uuid.uuid4().hex}"
+    source.write_bytes(content)
+    upload = Upload(
+        path=source, name=name, media_type=detect(content[:SNIFF_BYTES], name),
+        size=len(content), sha256=hashlib.sha256(content).hexdigest(),
+    )  # fmt: skip
+    await context.files.put(upload.sha256, source)
+    async with context.unit() as work:
+        record, _ = await files.attach(
+            work.session, context.services, context.settings.files, actor, instance_id, upload,
+            task_id=None, now=at,
+        )  # fmt: skip
+    source.unlink()
+    return record.id
+
+
+async def completed_with_files(
+    context: AppContext, satker: str, sop: str, start: datetime, contents: list[bytes],
+    tmp: Path, *, seed: int = 11,
+) -> InstanceView:  # fmt: skip
+    """A run of `sop` started at `start`, with `contents` attached a minute later, then
+    taken to its end."""
+    person = _actor(context, satker)
+    definition = next(d for d in context.catalog.sops if d.code == sop)
+    async with context.unit() as work:
+        applied = await instances.start_instance(
+            work.session, context.services, person, sop=sop, title=f"Bukti {sop}",
+            entry_point=None, context={}, satker=satker, started_at=None, now=start,
+        )  # fmt: skip
+    for number, content in enumerate(contents, start=1):
+        await attach_file(context, person, applied.view.record.id, content,
+                          f"bukti-{number}.pdf", start + timedelta(minutes=1), tmp)  # fmt: skip
+    async with context.unit(read_only=True) as work:
+        view = await instances.get_view(work.session, context.services, person,
+                                        applied.view.record.id)  # fmt: skip
+    seeded = Seeded(satker)
+    await _run(context, seeded, Applied(view, ()), definition, person, Actor.worker(satker),
+               random.Random(seed), None)  # fmt: skip
+    async with context.unit(read_only=True) as work:
+        return await instances.get_view(work.session, context.services, person, view.record.id)

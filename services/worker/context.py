@@ -19,6 +19,7 @@ from services.core.automation.service import Handler
 from services.core.availability import Outages
 from services.core.catalog.loader import load_catalog
 from services.core.db import create_engine, session_factory
+from services.core.files.storage import FileStore
 from services.core.logging import current_request_id
 from services.core.monitors.rdap import RdapBootstrap
 from services.core.monitors.service import MonitorOptions
@@ -43,6 +44,8 @@ class WorkerContext:
     outages: Outages
     # Webhook deliveries: aiohttp costs a tenth of httpx's CPU per request (bench/webhooks.py).
     webhooks_http: aiohttp.ClientSession
+    # Evidence files, and the reports built for download.
+    files: FileStore
     # One relay and one delivery pump at a time in this process; the relay wakes the pump.
     relaying: asyncio.Lock = field(default_factory=asyncio.Lock)
     pumping: asyncio.Lock = field(default_factory=asyncio.Lock)
@@ -79,12 +82,17 @@ def of(ctx: dict[str, Any]) -> WorkerContext:
 
 
 @asynccontextmanager
-async def unit(ctx: dict[str, Any]) -> AsyncIterator[UnitOfWork]:
+async def unit(ctx: dict[str, Any], *, read_only: bool = False) -> AsyncIterator[UnitOfWork]:
     """A job's unit of work (`services.core.work.unit`): committed, then its jobs queued
     with the id of the request that started the chain. A failure to queue raises: the
-    job is tried again, or the cron's next run does its work."""
+    job is tried again, or the cron's next run does its work. `read_only`: a unit that
+    only reads (on SQLite, it waits for no writer)."""
     async with work_unit(
-        of(ctx).sessions, ctx["redis"], request_id=current_request_id(), strict=True
+        of(ctx).sessions,
+        ctx["redis"],
+        read_only=read_only,
+        request_id=current_request_id(),
+        strict=True,
     ) as work:
         yield work
 
@@ -109,6 +117,7 @@ async def startup(ctx: dict[str, Any]) -> None:
         worker_id=f"{socket.gethostname()}:{os.getpid()}",
         outages=ctx.get(OUTAGES) or Outages.of_worker(),
         webhooks_http=webhooks_client(settings),
+        files=FileStore.from_settings(settings),
     )
 
 

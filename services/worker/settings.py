@@ -15,6 +15,7 @@ from arq.cron import CronJob
 from arq.typing import WorkerCoroutine
 
 from services.core.logging import configure_logging
+from services.core.reports.jobs import BUILD_TIMEOUT
 from services.core.runtime import freeze_startup_heap
 from services.core.settings import get_settings
 from services.core.work import QUEUE_NAME
@@ -22,6 +23,7 @@ from services.worker.context import shutdown, startup
 from services.worker.heartbeat import HEARTBEAT_TTL_SECONDS
 from services.worker.instrumentation import instrumented
 from services.worker.notifications import relay_notifications, send_notifications
+from services.worker.reports import build_report, resend_report_jobs
 from services.worker.tasks import (
     check_monitor,
     daily_backup_checks,
@@ -68,6 +70,13 @@ class ArqSettings:
         func(cast(WorkerCoroutine, instrumented(process_inbound_message)), keep_result=0),
         # No result kept either: the sweep may queue an attempt whose job failed outright.
         func(cast(WorkerCoroutine, instrumented(deliver_webhook)), keep_result=0),
+        # A large evidence pack may take minutes; an interrupted one is built again.
+        func(
+            cast(WorkerCoroutine, instrumented(build_report)),
+            timeout=int(BUILD_TIMEOUT.total_seconds()),
+            max_tries=3,
+            keep_result=0,
+        ),
     ]
     cron_jobs: ClassVar[list[CronJob]] = [
         every(deadline_sweep, get_settings().worker.sweep_interval_seconds),
@@ -81,6 +90,7 @@ class ArqSettings:
         every(deliver_webhooks, 1),
         every(sweep_webhook_deliveries, 5),
         every(relay_notifications, 2),
+        every(resend_report_jobs, 60),
         every(send_notifications, get_settings().notify.send_interval_seconds),
     ]
     on_startup = on_startup

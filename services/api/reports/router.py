@@ -4,16 +4,17 @@ the heads and admins of a satker and of the courts above it."""
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
-from fastapi.responses import Response
+from fastapi import APIRouter, Path, Query
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.background import BackgroundTask
 
 from services.api.deps import Context, CurrentActor, Session, Work
 from services.api.problems import problem_responses
 from services.core.db import utcnow
-from services.core.reports import monev, periods
+from services.core.reports import jobs, monev, pack, periods
 from services.core.reports import service as reports
 from services.core.reports.exports import indicator_tables, performance_tables
 from services.core.reports.indicators import SopIndicator, Tally
@@ -25,6 +26,8 @@ from services.core.validation import StrictBody
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 Format = Literal["json", "csv", "xlsx"]
+# A pack of more instances than this is built by a worker, whatever its files weigh.
+INLINE_PACK_INSTANCES = 200
 SatkerId = Annotated[str | None, Query(max_length=64, description="Default: your satker.")]
 
 
@@ -378,3 +381,149 @@ async def list_follow_ups(
     code = reports.sop_of(context.catalog, sop).code if sop is not None else None
     records = await monev.follow_ups_of(session, target.id, label, code)
     return FollowUpList(items=[FollowUpPublic.model_validate(r) for r in records])
+
+
+class ReportJobPublic(BaseModel):
+    id: str
+    kind: str = Field(description="`evidence_pack`.")
+    satker: str
+    period_from: date
+    period_to: date
+    status: Literal["queued", "running", "done", "failed"]
+    progress: int = Field(description="Instances packed so far.")
+    total: int = Field(description="Instances to pack (known once running).")
+    size: int | None = Field(description="Bytes of the file, once done.")
+    sha256: str | None = Field(description="SHA-256 of the file, once done.")
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    download: str | None = Field(description="Where to fetch the file, once done.")
+
+    @classmethod
+    def of(cls, record: Any) -> ReportJobPublic:
+        # A row of `report_job` (the API names no table model).
+        return cls(
+            id=record.id,
+            kind=record.kind,
+            satker=record.satker_id,
+            period_from=date.fromisoformat(record.params["from"]),
+            period_to=date.fromisoformat(record.params["to"]),
+            status=record.status,
+            progress=record.progress,
+            total=record.total,
+            size=record.size,
+            sha256=record.sha256,
+            error=record.error,
+            created_at=record.created_at,
+            finished_at=record.finished_at,
+            download=f"/v1/report-jobs/{record.id}/file" if record.status == "done" else None,
+        )
+
+
+@router.get(
+    "/evidence-pack",
+    summary="The AMPUH evidence pack of a period as a ZIP (202 and a job when large)",
+    name="evidence_pack_report",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The pack, built while you waited.",
+            "content": {"application/zip": {}},
+        },
+        202: {
+            "description": "Large: a worker builds it; follow `Location`.",
+            "model": ReportJobPublic,
+        },
+        **problem_responses(403, 404, 422, 503),
+    },
+)
+async def evidence_pack(
+    actor: CurrentActor,
+    context: Context,
+    session: Session,
+    satker: SatkerId = None,
+    from_: Annotated[
+        date | None, Query(alias="from", description="First local date; default 1 January.")
+    ] = None,
+    to: Annotated[date | None, Query(description="Last local date; default today.")] = None,
+    background: Annotated[
+        bool, Query(description="Always build it by a worker (answer 202).")
+    ] = False,
+) -> Response:
+    now = utcnow()
+    target = await reports.satker_for_report(session, context.services, actor, satker)
+    today = periods.today(target.timezone, now)
+    period = periods.between(from_ or today.replace(month=1, day=1), to or today)
+    size = await pack.measure(session, target, period)
+    limit = context.settings.reports.inline_pack_bytes
+    if not background and size.file_bytes <= limit and size.instances <= INLINE_PACK_INSTANCES:
+        scratch = context.settings.data_dir / "uploads" / f"pack-{context.services.new_id()}.zip"
+        try:
+            await pack.build(
+                session, context.services, context.files, target, period, scratch, now=now
+            )
+        except BaseException:
+            scratch.unlink(missing_ok=True)
+            raise
+        name = f"paket-bukti-{target.id}-{period.first}-{period.last}.zip"
+        return FileResponse(
+            scratch,
+            media_type="application/zip",
+            filename=name,
+            background=BackgroundTask(scratch.unlink, missing_ok=True),
+        )
+    async with context.unit() as work:
+        record, job = await jobs.create_pack_job(
+            work.session, context.services, actor, target, period, now
+        )
+        work.send(job)
+    public = ReportJobPublic.of(record)
+    return JSONResponse(
+        public.model_dump(mode="json"),
+        status_code=202,
+        headers={"Location": f"/v1/report-jobs/{record.id}"},
+    )
+
+
+jobs_router = APIRouter(prefix="/v1/report-jobs", tags=["reports"])
+JobId = Annotated[str, Path(max_length=36)]
+
+
+@jobs_router.get(
+    "/{job_id}",
+    response_model=ReportJobPublic,
+    summary="A report being built by a worker: its status and progress",
+    name="get_report_job",
+    responses=problem_responses(403, 404),
+)
+async def get_report_job(
+    job_id: JobId, actor: CurrentActor, context: Context, session: Session
+) -> ReportJobPublic:
+    return ReportJobPublic.of(await jobs.visible_job(session, context.services, actor, job_id))
+
+
+@jobs_router.get(
+    "/{job_id}/file",
+    response_class=StreamingResponse,
+    summary="The built report's file",
+    name="download_report",
+    responses={
+        200: {"description": "The file.", "content": {"application/zip": {}}},
+        **problem_responses(403, 404, 409, 410, 503),
+    },
+)
+async def download_report(
+    job_id: JobId, actor: CurrentActor, context: Context, session: Session
+) -> Response:
+    record = await jobs.visible_job(session, context.services, actor, job_id)
+    jobs.ready(record)
+    chunks = await context.files.open_report(jobs.file_name(record))
+    return StreamingResponse(
+        chunks,
+        media_type="application/zip",
+        headers={
+            "Content-Disposition": f'attachment; filename="{jobs.download_name(record)}"',
+            "Content-Length": str(record.size),
+            "ETag": f'"{record.sha256}"',
+        },
+    )

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Literal, cast
 
 import obstore
 from obstore.exceptions import AlreadyExistsError
@@ -61,8 +61,18 @@ class FileStore:
 
     async def put(self, sha256: str, source: Path) -> None:
         """Store the content of `source` under its hash, unless it is there already."""
+        await self._put(content_key(sha256), source, mode="create")
+
+    async def put_report(self, name: str, source: Path) -> None:
+        """Store a built report (`reports/<name>`), replacing one of the same name."""
+        await self._put(f"reports/{name}", source, mode="overwrite")
+
+    async def open_report(self, name: str) -> AsyncIterator[bytes]:
+        return await self._open(f"reports/{name}")
+
+    async def _put(self, key: str, source: Path, *, mode: Literal["create", "overwrite"]) -> None:
         try:
-            await obstore.put_async(self.store, content_key(sha256), source, mode="create")
+            await obstore.put_async(self.store, key, source, mode=mode)
         except AlreadyExistsError:
             return
         except (OSError, obstore.exceptions.BaseError) as failed:
@@ -73,12 +83,13 @@ class FileStore:
 
     async def open(self, sha256: str) -> AsyncIterator[bytes]:
         """The content as chunks; `StoredContentMissing` when the store has lost it."""
+        return await self._open(content_key(sha256))
+
+    async def _open(self, key: str) -> AsyncIterator[bytes]:
         try:
-            result = await obstore.get_async(self.store, content_key(sha256))
+            result = await obstore.get_async(self.store, key)
         except FileNotFoundError:
-            raise StoredContentMissing(
-                f"No content sha256:{sha256} in the file store {self.where}"
-            ) from None
+            raise StoredContentMissing(f"No {key} in the file store {self.where}") from None
         except (OSError, obstore.exceptions.BaseError) as failed:
             raise Unavailable(
                 f"The file store ({self.where}) could not be read: {type(failed).__name__}",
@@ -86,7 +97,7 @@ class FileStore:
             ) from None
 
         async def chunks() -> AsyncIterator[bytes]:
-            async for chunk in result.stream():
+            async for chunk in result.stream(min_chunk_size=256 * 1024):
                 yield bytes(chunk)
 
         return chunks()
