@@ -74,10 +74,7 @@ import asyncio
 import json
 import os
 import resource
-import secrets
-import signal
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -87,7 +84,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from scratch import Database, admin, scratch_database
+from scratch import Database, cancel_on_sigterm, in_scratch_database, run_main
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.core import migrate
@@ -555,35 +552,15 @@ async def run(args: argparse.Namespace, database: Database) -> dict[str, Any]:
 
 
 async def main() -> int:
-    # SIGTERM (a cancelled `make bench`) cancels the run, so the scratch database is dropped.
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    cancel_on_sigterm()
     args = parse_args()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    database = scratch_database(args.postgres_url)
-    # Settings are read from the environment, once: set them before anything reads them.
-    os.environ.update(
-        ALUR_ENV="test",
-        ALUR_AUTH__JWT_SECRET=secrets.token_urlsafe(30),
-        ALUR_DATABASE__URL=database.sqlalchemy_url,
-        ALUR_LOG__LEVEL="WARNING",
-    )
-    get_settings.cache_clear()
-    await admin(database, f'CREATE DATABASE "{database.name}"')
-    try:
-        document = await run(args, database)
-    finally:
-        await admin(database, f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+    # Settings are read from the environment, once: it is set before anything reads them.
+    document = await in_scratch_database(args.postgres_url, lambda database: run(args, database))
     args.out.write_text(json.dumps(document, indent=2) + "\n")
     print(f"written to {args.out}")
     return 0
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(asyncio.run(main()))
-    except (asyncio.CancelledError, KeyboardInterrupt):
-        # The finally blocks have run: the scratch database is dropped.
-        print("interrupted", file=sys.stderr)
-        sys.exit(130)
+    run_main(main)

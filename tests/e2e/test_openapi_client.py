@@ -24,6 +24,7 @@ pytestmark = pytest.mark.single_pass
 
 LOCK = Path(__file__).with_name("openapi-client.lock")
 BASE_URL = "http://alur.test"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 PACKAGE = "alur_client"
 
 
@@ -58,8 +59,13 @@ async def generated(
 ) -> AsyncIterator[ModuleType]:
     """The client package generated from the app's document, importable for the test."""
     (tmp_path / "openapi.json").write_bytes((await client.get("/openapi.json")).content)
-    # No formatting pass: the client is only imported.
-    (tmp_path / "config.yaml").write_text("post_hooks: []\n")
+    # No formatting pass: the client is only imported. Documents (reports, evidence
+    # files) are bytes to a client, as the generator's documentation has it.
+    binary = ["application/pdf", "application/zip", "text/csv; charset=utf-8", XLSX]
+    (tmp_path / "config.yaml").write_text(
+        "post_hooks: []\ncontent_type_overrides:\n"
+        + "".join(f"  '{kind}': application/octet-stream\n" for kind in binary)
+    )
     result = await asyncio.to_thread(
         subprocess.run,
         [

@@ -152,7 +152,12 @@ async def list_files(
     summary="The content of an evidence file (to readers of its instance)",
     name="download_file",
     responses={
-        200: {"description": "The file's content, as stored.", "content": {"*/*": {}}},
+        200: {
+            "description": "The file's content, as stored, with its `media_type`.",
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        },
         304: {"description": "Unchanged: the `If-None-Match` names this file's content."},
         **problem_responses(404, 503),
     },

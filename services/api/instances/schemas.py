@@ -47,7 +47,7 @@ class TransitionCreate(StrictBody):
     )
     outcome: str | None = Field(default=None, max_length=64, description="Required at a decision.")
     note: str | None = Field(default=None, max_length=4000)
-    evidence: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+    evidence: list[Annotated[str, Field(max_length=500)]] = Field(
         default_factory=list,
         max_length=50,
         description="References: ids of files attached to the instance "

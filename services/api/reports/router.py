@@ -26,6 +26,8 @@ from services.core.validation import StrictBody
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 Format = Literal["json", "csv", "xlsx"]
+# A document's bytes, as OpenAPI describes them.
+BINARY: dict[str, object] = {"schema": {"type": "string", "format": "binary"}}
 # A pack of more instances than this is built by a worker, whatever its files weigh.
 INLINE_PACK_INSTANCES = 200
 SatkerId = Annotated[str | None, Query(max_length=64, description="Default: your satker.")]
@@ -157,7 +159,7 @@ def _download(content: bytes, media_type: str, name: str) -> Response:
 _TABLE_RESPONSES: dict[int | str, dict[str, object]] = {
     200: {
         "description": "JSON, or the table as CSV or XLSX (`format`).",
-        "content": {CSV_MEDIA_TYPE: {}, XLSX_MEDIA_TYPE: {}},
+        "content": {CSV_MEDIA_TYPE: BINARY, XLSX_MEDIA_TYPE: BINARY},
     }
 }
 
@@ -292,7 +294,7 @@ PeriodText = Annotated[
     summary="The Monev SOP form of a period, as a PDF in Indonesian",
     name="monev_report",
     responses={
-        200: {"description": "The form (A4).", "content": {"application/pdf": {}}},
+        200: {"description": "The form (A4).", "content": {"application/pdf": BINARY}},
         **problem_responses(403, 404, 422),
     },
 )
@@ -428,7 +430,7 @@ class ReportJobPublic(BaseModel):
     responses={
         200: {
             "description": "The pack, built while you waited.",
-            "content": {"application/zip": {}},
+            "content": {"application/zip": BINARY},
         },
         202: {
             "description": "Large: a worker builds it; follow `Location`.",
@@ -508,7 +510,7 @@ async def get_report_job(
     summary="The built report's file",
     name="download_report",
     responses={
-        200: {"description": "The file.", "content": {"application/zip": {}}},
+        200: {"description": "The file.", "content": {"application/zip": BINARY}},
         **problem_responses(403, 404, 409, 410, 503),
     },
 )
