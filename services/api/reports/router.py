@@ -84,6 +84,7 @@ class SopOut(BaseModel):
 
 
 class LateTaskOut(BaseModel):
+    task_id: str
     instance_id: str
     title: str
     sop: str
@@ -133,6 +134,7 @@ class PerformanceOut(BaseModel):
             ],
             late_tasks=[
                 LateTaskOut(
+                    task_id=task.task_id,
                     instance_id=task.instance_id,
                     title=task.title,
                     sop=task.sop,

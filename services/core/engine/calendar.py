@@ -31,6 +31,7 @@ The rules (also told to users in docs/time-standards.md):
 
 from __future__ import annotations
 
+import bisect
 import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -398,3 +399,47 @@ def deadlines(standard: TimeStandard, start: datetime, calendar: WorkingCalendar
 
 def _elapsed(duration: Duration) -> timedelta:
     return timedelta(days=duration.days, seconds=duration.seconds)
+
+
+class WorkingClock:
+    """`WorkingCalendar.working_time_between` for many spans at once (a report over a
+    year of tasks): working seconds from a fixed origin are kept per local day, so each
+    span is two lookups instead of a walk over its days. Instants outside the days it was
+    built for are handed to the calendar."""
+
+    def __init__(self, calendar: WorkingCalendar, first: date, last: date) -> None:
+        self.calendar = calendar
+        zone = calendar._zone
+        # The local midnights, as POSIX timestamps, and what each day holds.
+        self._midnights: list[float] = []
+        self._days: list[tuple[float, tuple[tuple[float, float], ...]]] = []
+        total = 0.0
+        day = first - _ONE_DAY
+        while day <= last + _ONE_DAY:
+            self._midnights.append(datetime.combine(day, time(), zone).timestamp())
+            spans = tuple(
+                (start.timestamp(), end.timestamp()) for start, end in calendar._spans(day)
+            )
+            self._days.append((total, spans))
+            total += sum(end - start for start, end in spans)
+            day += _ONE_DAY
+        self._end = datetime.combine(day, time(), zone).timestamp()
+
+    def _at(self, moment: float) -> float:
+        index = bisect.bisect_right(self._midnights, moment) - 1
+        before, spans = self._days[index]
+        for start, end in spans:
+            if moment <= start:
+                break
+            before += min(moment, end) - start
+        return before
+
+    def seconds_between(self, a: datetime, b: datetime) -> float:
+        """Working seconds from `a` to `b` (negative when `b` comes first)."""
+        if a.tzinfo is None or b.tzinfo is None:
+            raise ValueError("instants must be timezone-aware")
+        first, second = a.timestamp(), b.timestamp()
+        low, high = min(first, second), max(first, second)
+        if low < self._midnights[0] or high >= self._end:
+            return self.calendar.working_time_between(a, b).total_seconds()
+        return self._at(second) - self._at(first)

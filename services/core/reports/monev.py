@@ -87,11 +87,9 @@ async def monev_form(
 ) -> MonevForm:
     start, end = period.bounds(satker.timezone)
     rows = await performance.task_rows(session, satker.id, start, end)
-    comments = await performance.comments_on(session, performance.late_task_ids(rows, now))
     calendar = await services.calendars.get(session, satker)
-    report = performance.compute(
-        rows, catalog, calendar, satker=satker.id, period=period, now=now, comments=comments
-    )
+    report = performance.compute(rows, catalog, calendar, satker=satker.id, period=period, now=now)
+    await performance.add_reasons(session, report.late_tasks)
     follow_ups = await follow_ups_in(session, satker.id, period, start, end)
     applied = {sop.code: sop for sop in report.sops}
     steps = {(sop.code, step.id): step for sop in catalog.sops for step in sop.steps}

@@ -61,11 +61,10 @@ async def sop_performance(
 ) -> PerformanceReport:
     start, end = period.bounds(satker.timezone)
     rows = await performance.task_rows(session, satker.id, start, end, sop)
-    comments = await performance.comments_on(session, performance.late_task_ids(rows, now))
     calendar = await services.calendars.get(session, satker)
-    return performance.compute(
-        rows, catalog, calendar, satker=satker.id, period=period, now=now, comments=comments
-    )
+    report = performance.compute(rows, catalog, calendar, satker=satker.id, period=period, now=now)
+    await performance.add_reasons(session, report.late_tasks)
+    return report
 
 
 async def sakip_indicators(
