@@ -119,6 +119,27 @@ async def test_a_transition_names_attached_files_as_its_evidence(
     assert completed["evidence"] == [mine["id"], "https://pn-tais.go.id"]
 
 
+async def test_a_comment_names_attached_files_too(
+    client: httpx.AsyncClient, author: dict[str, str]
+) -> None:
+    instance = await _started(client, author)
+    attached = (await upload(client, instance["id"], author, png(), "layar.png")).json()
+    url = f"/v1/instances/{instance['id']}/comments"
+    unknown = await client.post(
+        url,
+        json={"text": "Lihat lampiran", "evidence": ["00000000-0000-4000-8000-000000000001"]},
+        headers=author,
+    )
+    assert (unknown.status_code, problem_code(unknown)) == (422, "unknown_evidence_file")
+    done = await client.post(
+        url, json={"text": "Lihat lampiran", "evidence": [attached["id"]]}, headers=author
+    )
+    assert done.status_code == 200, done.text
+    events = (await client.get(f"/v1/instances/{instance['id']}/events", headers=author)).json()
+    [comment] = [e for e in events["items"] if e["type"] == "comment.added"]
+    assert comment["data"]["evidence"] == [attached["id"]]
+
+
 async def test_only_readers_of_the_instance_reach_its_files(
     client: httpx.AsyncClient, author: dict[str, str], auth_headers: Any
 ) -> None:

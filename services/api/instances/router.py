@@ -327,7 +327,7 @@ async def cancel(
     response_model=InstancePublic,
     summary="Add a comment to the instance's audit trail",
     name="add_comment",
-    responses=problem_responses(404, 409, 503),
+    responses=problem_responses(404, 409, 422, 503),
 )
 async def comment(
     instance_id: str,
@@ -336,9 +336,12 @@ async def comment(
     context: Context,
 ) -> Response:
     def comment_on(_view: InstanceView, acting: Actor, _ids: list[str]) -> Command:
-        return Comment(actor=acting, text=body.text, task_id=body.task, kind=body.kind)
+        return Comment(
+            actor=acting, text=body.text, task_id=body.task, kind=body.kind,
+            evidence=tuple(body.evidence),
+        )  # fmt: skip
 
-    return await _command(context, actor, instance_id, comment_on, None)
+    return await _command(context, actor, instance_id, comment_on, None, evidence=body.evidence)
 
 
 @router.get(

@@ -72,6 +72,11 @@ class CommentCreate(StrictBody):
         default="note",
         description="`tindak_lanjut`: a corrective action, listed in the Monev SOP form.",
     )
+    evidence: list[Annotated[str, Field(max_length=500)]] = Field(
+        default_factory=list,
+        max_length=50,
+        description="Ids of files attached to the instance (checked), URLs, other records.",
+    )
 
 
 class AssignCreate(StrictBody):

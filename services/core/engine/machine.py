@@ -323,7 +323,12 @@ def _comment(snapshot: InstanceState, command: Comment) -> Decision:
         raise ValueRequired("text")
     if command.kind not in COMMENT_KINDS:
         raise InvalidCommentKind(command.kind, COMMENT_KINDS)
-    effect = CommentAdded(text=command.text, task_id=command.task_id, kind=command.kind)
+    effect = CommentAdded(
+        text=command.text,
+        task_id=command.task_id,
+        kind=command.kind,
+        evidence=tuple(command.evidence),
+    )
     return _decision(snapshot, snapshot.tasks, effect)
 
 

@@ -232,6 +232,7 @@ class Comment:
     text: str
     task_id: str | None = None
     kind: str = "note"
+    evidence: Sequence[str] = ()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -368,6 +369,7 @@ class CommentAdded:
     text: str
     task_id: str | None
     kind: str = "note"
+    evidence: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

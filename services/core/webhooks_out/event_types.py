@@ -248,8 +248,10 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "comment.added", "Someone commented on the instance (or one of its tasks); "
         "`kind` `tindak_lanjut` is a corrective action (the Monev SOP form lists them).",
         {"text": STRING, "task_id": nullable(STRING)},
-        {"text": "Server sudah dinyalakan ulang.", "task_id": None, "kind": "note"}, "active",
-        {"kind": {"enum": ["note", "tindak_lanjut"]}},
+        {"text": "Server sudah dinyalakan ulang.", "task_id": None, "kind": "note",
+         "evidence": []}, "active",
+        {"kind": {"enum": ["note", "tindak_lanjut"]},
+         "evidence": {"type": "array", "items": STRING}},
     ),
     _instance_event(
         "file.attached", "An evidence file was attached to the instance (or one of its "
