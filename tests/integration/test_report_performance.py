@@ -130,6 +130,15 @@ async def test_durations_are_working_time_with_nearest_rank_percentiles(
     assert step["figures"]["median_seconds"] == round(spans[(len(spans) + 1) // 2 - 1], 1)
     p90 = spans[-(-9 * len(spans) // 10) - 1]
     assert step["figures"]["p90_seconds"] == round(p90, 1)
+    shares = sorted(
+        100 * calendar.working_time_between(t.opened_at, t.completed_at)
+        / calendar.working_time_between(t.opened_at, t.due_at)
+        for t in quarter.tasks.values()
+        if t.sop == "wifi-internet" and t.step_id == step["step"] and t.completed_at
+        and t.due_at and Q3_START <= t.opened_at < Q3_END
+    )  # fmt: skip
+    median_share = shares[(len(shares) + 1) // 2 - 1]
+    assert abs(step["figures"]["median_standard_percent"] - median_share) <= 0.05
 
 
 async def test_csv_and_xlsx_hold_the_same_figures(

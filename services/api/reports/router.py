@@ -45,6 +45,11 @@ class FiguresOut(BaseModel):
     on_time_percent: float | None = Field(description="on_time / (on_time + late) × 100.")
     median_seconds: float | None = Field(description="Working time, completed tasks.")
     p90_seconds: float | None = Field(description="Nearest-rank 90th percentile.")
+    median_standard_percent: float | None = Field(
+        description="Median of each completed task's working time as a share of what its "
+        "standard allowed it (opening to due date): 50 is half the standard, 150 half over."
+    )
+    p90_standard_percent: float | None = Field(description="Nearest-rank 90th percentile.")
     escalations: dict[str, int] = Field(description="Tasks by the highest level reached.")
 
     @classmethod
@@ -61,6 +66,8 @@ class FiguresOut(BaseModel):
             on_time_percent=figures.on_time_percent,
             median_seconds=figures.median_seconds,
             p90_seconds=figures.p90_seconds,
+            median_standard_percent=figures.median_standard_percent,
+            p90_standard_percent=figures.p90_standard_percent,
             escalations={str(level): n for level, n in sorted(figures.escalations.items())},
         )
 

@@ -434,6 +434,16 @@ class WorkingClock:
             before += min(moment, end) - start
         return before
 
+    def offset(self, instant: datetime) -> float | None:
+        """Working seconds from the clock's origin to `instant`; None outside its days.
+        The difference of two offsets is the working time between their instants."""
+        if instant.tzinfo is None:
+            raise ValueError("instants must be timezone-aware")
+        moment = instant.timestamp()
+        if moment < self._midnights[0] or moment >= self._end:
+            return None
+        return self._at(moment)
+
     def seconds_between(self, a: datetime, b: datetime) -> float:
         """Working seconds from `a` to `b` (negative when `b` comes first)."""
         if a.tzinfo is None or b.tzinfo is None:

@@ -20,6 +20,8 @@ _FIGURES = [
     ("on_time_percent", "Persentase tepat waktu (%)"),
     ("median_seconds", "Median durasi (detik kerja)"),
     ("p90_seconds", "Persentil 90 durasi (detik kerja)"),
+    ("median_standard_percent", "Median durasi terhadap standar (%)"),
+    ("p90_standard_percent", "Persentil 90 durasi terhadap standar (%)"),
     ("escalations", "Eskalasi per tingkat"),
 ]
 
@@ -39,6 +41,8 @@ def _figures(figures: Figures) -> list[Cell]:
         figures.on_time_percent,
         figures.median_seconds,
         figures.p90_seconds,
+        figures.median_standard_percent,
+        figures.p90_standard_percent,
         escalations or None,
     ]
 

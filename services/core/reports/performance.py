@@ -31,7 +31,7 @@ from services.core.reports.periods import MAX_DAYS, Period
 LATE_TASKS_LISTED = 500
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TaskRow:
     id: str
     instance_id: str
@@ -57,6 +57,8 @@ class Figures:
     cancelled: int = 0
     escalations: dict[int, int] = field(default_factory=dict)
     durations: list[float] = field(default_factory=list, repr=False)
+    # Each completed task's duration as a share of the time its standard allowed it.
+    shares: list[float] = field(default_factory=list, repr=False)
 
     @property
     def completed(self) -> int:
@@ -75,7 +77,17 @@ class Figures:
     def p90_seconds(self) -> float | None:
         return _rank(sorted(self.durations), 0.9)
 
-    def add(self, task: TaskRow, duration: float | None, now: datetime) -> None:
+    @property
+    def median_standard_percent(self) -> float | None:
+        return _rank(sorted(self.shares), 0.5)
+
+    @property
+    def p90_standard_percent(self) -> float | None:
+        return _rank(sorted(self.shares), 0.9)
+
+    def add(
+        self, task: TaskRow, duration: float | None, now: datetime, share: float | None = None
+    ) -> None:
         self.tasks += 1
         if task.escalation_level:
             self.escalations[task.escalation_level] = (
@@ -96,6 +108,8 @@ class Figures:
                 self.late += 1
             if duration is not None:
                 self.durations.append(duration)
+            if share is not None:
+                self.shares.append(share)
 
 
 def _rank(ordered: Sequence[float], share: float) -> float | None:
@@ -246,16 +260,21 @@ def compute(
             and step.time_standard is not None
             and step.time_standard.basis == "calendar"
         )
-        duration = None
+        duration = share = None
+        spans = _Spans(row.opened_at, clock, calendar_basis)
         if row.completed_at is not None:
-            duration = _span(row.opened_at, row.completed_at, clock, calendar_basis)
-        by_sop[row.sop_code][row.step_id].add(row, duration, now)
-        totals[row.sop_code].add(row, duration, now)
+            duration = spans.to(row.completed_at)
+            if row.due_at is not None:
+                allowed = spans.to(row.due_at)
+                if allowed > 0:
+                    share = 100 * duration / allowed
+        by_sop[row.sop_code][row.step_id].add(row, duration, now, share)
+        totals[row.sop_code].add(row, duration, now, share)
         instances[row.sop_code].add(row.instance_id)
         if row.due_at is not None and row.status != "cancelled":
             finished = row.completed_at or (now if row.due_at <= now else None)
             if finished is not None and finished > row.due_at:
-                late.append((row, _span(row.due_at, finished, clock, calendar_basis)))
+                late.append((row, spans.to(finished) - spans.to(row.due_at)))
     reports = []
     for code in sorted(by_sop, key=lambda c: (_number(definitions.get(c)), c)):
         definition = definitions.get(code)
@@ -319,7 +338,22 @@ def _standard(step: Step | None) -> str | None:
     return step.time_standard.source_text
 
 
-def _span(a: datetime, b: datetime, clock: WorkingClock, elapsed: bool) -> float:
-    if elapsed:
-        return (b - a).total_seconds()
-    return clock.seconds_between(a, b)
+class _Spans:
+    """Time from one task's opening to instants of its life: working time in the
+    satker's calendar (elapsed time for a standard in calendar days). The opening's
+    offset on the clock is looked up once for all of them."""
+
+    __slots__ = ("clock", "elapsed", "origin", "start")
+
+    def __init__(self, start: datetime, clock: WorkingClock, elapsed: bool) -> None:
+        self.start, self.clock, self.elapsed = start, clock, elapsed
+        self.origin = None if elapsed else clock.offset(start)
+
+    def to(self, instant: datetime) -> float:
+        if self.elapsed:
+            return (instant - self.start).total_seconds()
+        if self.origin is not None:
+            end = self.clock.offset(instant)
+            if end is not None:
+                return end - self.origin
+        return self.clock.seconds_between(self.start, instant)
