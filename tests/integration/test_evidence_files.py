@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -250,6 +251,48 @@ async def test_a_body_that_is_not_a_form_is_415(
         assert response.status_code == 415, response.text
         assert problem_code(response) == "unsupported_media_type"
         assert "multipart/form-data" in response.json()["detail"]
+
+
+async def test_a_client_gone_mid_upload_leaves_nothing(
+    app: FastAPI, client: httpx.AsyncClient, author: dict[str, str], settings: Settings
+) -> None:
+    instance = await _started(client, author)
+    boundary = "batas"
+    head = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n\r\n'
+    ).encode() + pdf()
+    messages = [
+        {"type": "http.request", "body": head, "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    path = f"/v1/instances/{instance['id']}/files"
+    await app(
+        {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+            "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"",
+            "root_path": "", "server": ("alur.test", 80), "client": ("127.0.0.1", 5000),
+            "headers": [
+                (b"host", b"alur.test"),
+                (b"content-type", f"multipart/form-data; boundary={boundary}".encode()),
+                (b"authorization", author["Authorization"].encode()),
+            ],
+        },
+        receive,
+        send,
+    )  # fmt: skip
+    assert sent[0]["status"] == 400
+    assert b"upload_incomplete" in sent[1]["body"]
+    assert list((settings.data_dir / "uploads").iterdir()) == []
+    listed = await client.get(f"/v1/instances/{instance['id']}/files", headers=author)
+    assert listed.json()["items"] == []
 
 
 async def test_a_closed_instance_takes_no_file(

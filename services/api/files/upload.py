@@ -19,7 +19,9 @@ from typing import IO
 from fastapi.exceptions import RequestValidationError
 from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import MultipartParser, parse_options_header
+from starlette.requests import ClientDisconnect
 
+from services.core.errors import AlurError
 from services.core.files.media import SNIFF_BYTES, UnsupportedMediaType, detect
 from services.core.files.service import FileTooLarge, Upload, clean_name
 
@@ -27,6 +29,12 @@ FILE_FIELD = "file"
 FIELD_LIMIT = 200
 # The fields a form may carry beside the file, and their largest size.
 FIELDS = frozenset({"task"})
+
+
+class UploadIncomplete(AlurError):
+    code = "upload_incomplete"
+    status = 400
+    title = "The upload ended before the body was complete"
 
 
 def _invalid(message: str, where: str = "body") -> RequestValidationError:
@@ -174,8 +182,14 @@ async def receive(
         },
     )
     try:
-        async for chunk in body:
-            parser.write(chunk)
+        try:
+            async for chunk in body:
+                parser.write(chunk)
+        except ClientDisconnect:
+            # Nobody is left to read the answer; it is logged as a 400, not an error.
+            raise UploadIncomplete(
+                f"The client went away after {receiver.size} bytes of the file"
+            ) from None
         parser.finalize()
         if not receiver.file_done or receiver.path is None:
             raise _invalid("the form has no `file` part", FILE_FIELD)
