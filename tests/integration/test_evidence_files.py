@@ -12,6 +12,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
+from starlette.types import Message
 
 from services.core.files.models import EvidenceFileRecord
 from services.core.files.storage import content_key
@@ -261,16 +262,16 @@ async def test_a_client_gone_mid_upload_leaves_nothing(
     head = (
         f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.pdf"\r\n\r\n'
     ).encode() + pdf()
-    messages = [
+    messages: list[Message] = [
         {"type": "http.request", "body": head, "more_body": True},
         {"type": "http.disconnect"},
     ]
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         return messages.pop(0)
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     path = f"/v1/instances/{instance['id']}/files"
