@@ -289,5 +289,41 @@ def catalog_export(
     typer.echo(text)
 
 
+@catalog_app.command("diff")
+def catalog_diff(
+    sop: Annotated[str, typer.Argument(help="SOP code (or number).")],
+    from_version: Annotated[int, typer.Option("--from", min=1, help="The older version.")],
+    to_version: Annotated[int, typer.Option("--to", min=1, help="The newer version.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What changed between two stored versions of a SOP, step by step."""
+    from dataclasses import asdict
+
+    from services.cli.records import _run
+    from services.core.catalog.diff import as_text, diff
+    from services.core.catalog.service import get_definition
+    from services.core.errors import AlurError
+    from services.core.logging import configure_logging
+
+    configure_logging(get_settings().log)
+
+    async def work(session: Any) -> tuple[Any, Any]:
+        return (
+            await get_definition(session, sop, from_version),
+            await get_definition(session, sop, to_version),
+        )
+
+    try:
+        old, new = _run(work)
+    except AlurError as failed:
+        typer.echo(f"error: {failed.detail}", err=True)
+        raise typer.Exit(2) from None
+    found = diff(old, new)
+    if as_json:
+        typer.echo(orjson.dumps(asdict(found), option=orjson.OPT_INDENT_2).decode())
+    else:
+        typer.echo(as_text(found, old, new))
+
+
 if __name__ == "__main__":
     main()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Response, status
+from fastapi import APIRouter, Header, Path, Query, Response, status
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 
 from services.api.deps import Context, CurrentActor, Session, Work
 from services.api.instances.schemas import (
@@ -39,10 +41,11 @@ from services.core.engine.state import (
 )
 from services.core.errors import AlurError
 from services.core.files import service as files
+from services.core.instances import migration as migrations
 from services.core.instances import queries
 from services.core.instances import service as instances
 from services.core.instances.service import Applied, InstanceView
-from services.core.validation import Instant
+from services.core.validation import Instant, StrictBody
 
 router = APIRouter(prefix="/v1/instances", tags=["instances"])
 
@@ -374,4 +377,81 @@ async def audit(
         valid=report.valid,
         events=report.events,
         problems=report.problems,
+    )
+
+
+class MigrationCreate(StrictBody):
+    version: int = Field(ge=1, le=1_000_000, description="The SOP version to move to.")
+    step_map: dict[Annotated[str, Field(max_length=64)], Annotated[str, Field(max_length=64)]] = (
+        Field(
+            default_factory=dict,
+            max_length=500,
+            description="Old step id -> new step id; a step missing here keeps its id.",
+        )
+    )
+    accept_lane_changes: bool = Field(
+        default=False, description="Allow tasks to move to a step of another lane."
+    )
+    dry_run: bool = Field(default=False, description="Only say what would happen.")
+
+
+class TaskMovePublic(BaseModel):
+    task_id: str
+    status: str
+    from_step: str
+    to_step: str | None
+    from_lane: str
+    to_lane: str | None
+    verdict: str = Field(
+        description="`same`, `mapped`, `lane_changed` (refused unless accepted), "
+        "`no_step` (refused: map it), `left` (a cancelled task with no step: kept)."
+    )
+
+
+class MigrationPublic(BaseModel):
+    instance_id: str
+    from_version: int
+    to_version: int
+    dry_run: bool
+    allowed: bool
+    problems: list[str]
+    moves: list[TaskMovePublic]
+    instance: InstancePublic | None = Field(description="The instance after; null in a dry run.")
+
+
+@router.post(
+    "/{instance_id}/migrate",
+    response_model=MigrationPublic,
+    summary="Move the instance to another version of its SOP (admins; dry_run first)",
+    name="migrate_instance",
+    responses=problem_responses(403, 404, 409, 422, 503),
+)
+async def migrate_instance(
+    instance_id: Annotated[str, Path(max_length=36)],
+    body: MigrationCreate,
+    actor: CurrentActor,
+    context: Context,
+    work: Work,
+    response: Response,
+) -> MigrationPublic:
+    now = utcnow()
+    done = await migrations.migrate(
+        work.session, context.services, actor, instance_id, version=body.version,
+        step_map=body.step_map, accept_lane_changes=body.accept_lane_changes,
+        dry_run=body.dry_run, now=now,
+    )  # fmt: skip
+    plan = done.plan
+    public = None
+    if done.applied is not None:
+        public = instance_public(done.applied.view, context.services.roles, now)
+        response.headers["ETag"] = etag(done.applied.view.state.version)
+    return MigrationPublic(
+        instance_id=plan.instance_id,
+        from_version=plan.from_version,
+        to_version=plan.to_version,
+        dry_run=body.dry_run,
+        allowed=plan.allowed,
+        problems=list(plan.problems),
+        moves=[TaskMovePublic(**dataclasses.asdict(move)) for move in plan.moves],
+        instance=public,
     )

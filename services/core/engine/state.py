@@ -373,6 +373,17 @@ class CommentAdded:
 
 
 @dataclass(frozen=True, kw_only=True)
+class InstanceMigrated:
+    """The instance moved to another version of its SOP; `moves` names the tasks that
+    changed step (`task_id`, `from_step`, `to_step`)."""
+
+    event_type: ClassVar[str] = "instance.migrated"
+    from_version: int
+    to_version: int
+    moves: tuple[dict[str, str | None], ...]
+
+
+@dataclass(frozen=True, kw_only=True)
 class FileAttached:
     event_type: ClassVar[str] = "file.attached"
     file_id: str
@@ -442,6 +453,7 @@ Effect = (
     | InstanceCancelled
     | CommentAdded
     | FileAttached
+    | InstanceMigrated
     | TaskDueSoon
     | TaskOverdue
     | TaskEscalated

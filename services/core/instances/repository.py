@@ -527,3 +527,60 @@ _PG_WATCH_TASKS = (
     + ", ".join(f"{name} = u.{name}" for name in WATCH_TASK)
     + f" FROM {pg_rows(TASKS, ('id', *WATCH_TASK), 1)} WHERE task.id = u.id"
 )
+
+
+async def save_migration(
+    session: AsyncSession,
+    definition: SopDefinition,
+    before: InstanceState,
+    after: InstanceState,
+    *,
+    events: Sequence[dict[str, Any]],
+    event_count: int,
+    head_hash: str,
+) -> bool:
+    """Write a migration (`services.core.engine.migration`): the instance on its new
+    version, each task on its new step, lane, kind and owner, and the audit events; False,
+    with nothing written, if the instance is no longer at `before.version`. Rare and
+    small, so through SQLAlchemy Core on every backend."""
+    updated = await session.execute(
+        sa.update(INSTANCES)
+        .where(INSTANCES.c.id == after.id, INSTANCES.c.version == before.version)
+        .values(
+            sop_version=after.sop_version,
+            version=after.version,
+            event_count=event_count,
+            head_hash=head_hash,
+        )
+        .returning(INSTANCES.c.id)
+    )
+    if updated.first() is None:
+        return False
+    steps = {step.id: step for step in definition.steps}
+    old = {task.id: task for task in before.tasks}
+    moved = [
+        {
+            "b_id": task.id,
+            "step_id": task.step_id,
+            "lane": task.lane,
+            "kind": task.kind.value,
+            "owner": steps[task.step_id].owner if task.step_id in steps else None,
+        }
+        for task in after.tasks
+        if (old[task.id].step_id, old[task.id].lane, old[task.id].kind)
+        != (task.step_id, task.lane, task.kind)
+    ]
+    if moved:
+        await session.execute(
+            sa.update(TASKS)
+            .where(TASKS.c.id == sa.bindparam("b_id"))
+            .values(
+                step_id=sa.bindparam("step_id"),
+                lane=sa.bindparam("lane"),
+                kind=sa.bindparam("kind"),
+                owner=sa.bindparam("owner"),
+            ),
+            moved,
+        )
+    await audit_events.insert(session, events, satkers={after.id: after.satker})
+    return True

@@ -265,6 +265,16 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "active",
     ),
     _instance_event(
+        "instance.migrated", "An admin moved the instance to another version of its SOP; "
+        "`moves` names the tasks that changed step.",
+        {"from_version": INTEGER, "to_version": INTEGER,
+         "moves": {"type": "array", "items": obj(
+             {"task_id": STRING, "from_step": STRING, "to_step": STRING})}},
+        {"from_version": 1, "to_version": 2,
+         "moves": [{"task_id": TASK_EXAMPLE["id"], "from_step": "s1", "to_step": "s1a"}]},
+        "active",
+    ),
+    _instance_event(
         "job.enqueued", "An automated step's job was sent to the workers.",
         {"job": STRING, "task_id": STRING},
         {"job": "sipp.check_backup", "task_id": TASK_EXAMPLE["id"]}, "active",
