@@ -193,3 +193,32 @@ async def test_catalog_diff_shows_what_changed_step_by_step(
     missing = await asyncio.to_thread(_diff, env, "--from", "1", "--to", "7")
     assert missing.returncode == 2
     assert "has no version 7" in missing.stderr
+
+
+async def test_every_running_instance_of_a_version_in_one_call(
+    court: httpx.AsyncClient, migrated: Settings, own_database: str, auth_headers: TokenFactory
+) -> None:
+    user, staff = auth_headers(["pengguna"]), auth_headers(["staf_ti"])
+    admin = auth_headers(["admin"])
+    ids = [await _at_step_2(court, user, staff) for _ in range(3)]
+    await _publish_version_2(migrated, own_database)
+    body: dict[str, Any] = {"sop": WIFI, "from_version": 1, "version": 2}
+
+    dry = await court.post("/v1/instances/migrate", json={**body, "dry_run": True}, headers=admin)
+    assert dry.status_code == 200, dry.text
+    assert (dry.json()["total"], dry.json()["migrated"], dry.json()["refused"]) == (3, 0, 3)
+
+    body["step_map"] = {"ajukan_permohonan_password": "ajukan_permohonan"}
+    first = await court.post("/v1/instances/migrate", json={**body, "limit": 2}, headers=admin)
+    assert (first.json()["total"], first.json()["migrated"]) == (3, 2)
+    assert [item["instance_id"] for item in first.json()["items"]] == ids[:2]
+    rest = await court.post("/v1/instances/migrate", json=body, headers=admin)
+    assert (rest.json()["total"], rest.json()["migrated"]) == (1, 1)
+    done = await court.post("/v1/instances/migrate", json=body, headers=admin)
+    assert done.json()["total"] == 0
+    for instance_id in ids:
+        read = await court.get(f"/v1/instances/{instance_id}", headers=admin)
+        assert read.json()["sop_version"] == 2
+
+    clerk = await court.post("/v1/instances/migrate", json=body, headers=staff)
+    assert (clerk.status_code, clerk.json()["code"]) == (403, "migration_forbidden")

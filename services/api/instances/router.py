@@ -31,7 +31,9 @@ from services.core.db import statements_stand_alone, utcnow
 from services.core.engine.definition import StepKind
 from services.core.engine.errors import TaskNotFound
 from services.core.engine.machine import open_task_of_step
+from services.core.engine.migration import MigrationForbidden
 from services.core.engine.state import (
+    ADMIN_ROLE,
     Actor,
     Cancel,
     Command,
@@ -454,4 +456,84 @@ async def migrate_instance(
         problems=list(plan.problems),
         moves=[TaskMovePublic(**dataclasses.asdict(move)) for move in plan.moves],
         instance=public,
+    )
+
+
+class BatchMigrationCreate(MigrationCreate):
+    sop: str = Field(max_length=64, description="SOP code.")
+    from_version: int = Field(ge=1, le=1_000_000, description="The version to move from.")
+    satker: str | None = Field(
+        default=None, max_length=64, description="Only this satker and those below it."
+    )
+    limit: int = Field(default=200, ge=1, le=1000, description="Instances this call takes.")
+
+
+class BatchItem(BaseModel):
+    instance_id: str
+    migrated: bool
+    allowed: bool
+    problems: list[str]
+    code: str | None = Field(description="The problem's code when it was refused.")
+
+
+class BatchMigrationPublic(BaseModel):
+    sop: str
+    from_version: int
+    to_version: int
+    dry_run: bool
+    total: int = Field(description="Active instances at `from_version` in scope.")
+    items: list[BatchItem] = Field(description="The oldest `limit` of them.")
+    migrated: int
+    refused: int
+
+
+@router.post(
+    "/migrate",
+    response_model=BatchMigrationPublic,
+    summary="Move every running instance of a SOP version to another version (admins)",
+    name="migrate_instances",
+    responses=problem_responses(403, 404, 422, 503),
+)
+async def migrate_instances(
+    body: BatchMigrationCreate, actor: CurrentActor, context: Context
+) -> BatchMigrationPublic:
+    """Each instance in a transaction of its own: one that is refused (or changed by
+    someone meanwhile) leaves the others to go on; call again for the next `limit`."""
+    if ADMIN_ROLE not in actor.roles:
+        raise MigrationForbidden("only an admin may migrate instances to another version")
+    async with context.unit(read_only=True) as work:
+        ids, total = await migrations.candidates(
+            work.session, context.services, actor, body.sop, body.from_version,
+            satker=body.satker, limit=body.limit,
+        )  # fmt: skip
+    items = []
+    for instance_id in ids:
+        try:
+            async with context.unit() as work:
+                done = await migrations.migrate(
+                    work.session, context.services, actor, instance_id, version=body.version,
+                    step_map=body.step_map, accept_lane_changes=body.accept_lane_changes,
+                    dry_run=body.dry_run, now=utcnow(),
+                )  # fmt: skip
+        except AlurError as refused:
+            problems = refused.extra.get("problems")
+            items.append(BatchItem(
+                instance_id=instance_id, migrated=False, allowed=False,
+                problems=list(problems) if isinstance(problems, list) else [refused.detail],
+                code=refused.code,
+            ))  # fmt: skip
+            continue
+        items.append(BatchItem(
+            instance_id=instance_id, migrated=done.applied is not None,
+            allowed=done.plan.allowed, problems=list(done.plan.problems), code=None,
+        ))  # fmt: skip
+    return BatchMigrationPublic(
+        sop=body.sop,
+        from_version=body.from_version,
+        to_version=body.version,
+        dry_run=body.dry_run,
+        total=total,
+        items=items,
+        migrated=sum(item.migrated for item in items),
+        refused=sum(not item.allowed for item in items),
     )

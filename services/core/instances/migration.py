@@ -8,13 +8,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
 
 from services.core.audit import hashchain
 from services.core.engine import migration
 from services.core.engine.migration import MigrationPlan
 from services.core.engine.state import ADMIN_ROLE, Actor
 from services.core.instances import repository
+from services.core.instances.models import InstanceRecord
 from services.core.instances.service import (
     Applied,
     ConcurrentModification,
@@ -22,6 +25,7 @@ from services.core.instances.service import (
     decision_events,
     get_view,
 )
+from services.core.satkers.service import SatkerNotFound
 from services.core.shared import Services
 
 
@@ -82,3 +86,35 @@ async def migrate(
         **repository.instance_changes(after, event_count, head_hash),
     )
     return Migration(planned, Applied(InstanceView(record, after, new), ()))
+
+
+async def candidates(
+    session: AsyncSession,
+    services: Services,
+    actor: Actor,
+    sop_code: str,
+    from_version: int,
+    *,
+    satker: str | None,
+    limit: int,
+) -> tuple[list[str], int]:
+    """The active instances of `sop_code` at `from_version` the actor may see (in
+    `satker` and below, when given), oldest first: up to `limit` ids, and how many in all."""
+    directory = await services.directory(session, actor.satker)
+    scope = directory.visible_from(satker or actor.satker)
+    if satker is not None and satker not in directory.visible_from(actor.satker):
+        raise SatkerNotFound(f"No satker {satker!r} among the ones you can act for")
+    where = (
+        col(InstanceRecord.sop_code) == sop_code,
+        col(InstanceRecord.sop_version) == from_version,
+        col(InstanceRecord.status) == "active",
+        col(InstanceRecord.satker_id).in_(sorted(scope)),
+    )
+    total = await session.scalar(select(sa.func.count()).select_from(InstanceRecord).where(*where))
+    ids = await session.scalars(
+        select(col(InstanceRecord.id))
+        .where(*where)
+        .order_by(col(InstanceRecord.started_at), col(InstanceRecord.id))
+        .limit(limit)
+    )
+    return list(ids.all()), int(total or 0)
