@@ -106,7 +106,11 @@ async def test_concurrent_pumps_claim_each_delivery_once(
         await start_instance(client, auth_headers)
     await relay_outbox(ctx)
     context = of(ctx)
-    settings = context.settings.webhooks
+    # Nine requests at once to one receiver on a busy machine: the suite's 0.5 s timeout
+    # (for the timeout tests) would now and then retry one, which is not what is tested.
+    settings = context.settings.webhooks.model_copy(
+        update={"timeout_seconds": 10.0, "connect_timeout_seconds": 10.0}
+    )
 
     async def one_pump() -> int:
         # Each as in a worker process of its own: its own pool of connections.
@@ -125,7 +129,9 @@ async def test_concurrent_pumps_claim_each_delivery_once(
     assert len(receiver.at("/shared")) == 20
     assert len({r.headers["webhook-id"] for r in receiver.at("/shared")}) == 20
     logged = await deliveries(client, auth_headers, subscription=shared["id"])
-    assert [(d["status"], len(d["attempt_log"])) for d in logged] == [("succeeded", 1)] * 20
+    assert [(d["status"], len(d["attempt_log"])) for d in logged] == [("succeeded", 1)] * 20, [
+        d["attempt_log"] for d in logged if len(d["attempt_log"]) > 1
+    ]
 
 
 async def test_a_crash_mid_batch_loses_nothing(
