@@ -67,12 +67,14 @@ async def _at_step_2(client: httpx.AsyncClient, user: dict[str, str], staff: dic
 
 
 async def _publish_version_2(settings: Settings, url: str) -> None:
+    """Load the catalog (version 1, as an app's start-up does), then version 2."""
     engine = create_engine(settings.model_copy(
         update={"database": settings.database.model_copy(update={"url": url})}))  # fmt: skip
+    catalog = load_catalog(settings.catalog.path)
     try:
-        async with unit_of_work(session_factory(engine)) as session:
-            await sync_catalog(session, _version_2(load_catalog(settings.catalog.path)),
-                               datetime.now(UTC))  # fmt: skip
+        for published in (catalog, _version_2(catalog)):
+            async with unit_of_work(session_factory(engine)) as session:
+                await sync_catalog(session, published, datetime.now(UTC))
     finally:
         await engine.dispose()
 
@@ -177,7 +179,9 @@ async def test_catalog_diff_shows_what_changed_step_by_step(
 ) -> None:
     await _publish_version_2(migrated, own_database)
     env = {**os.environ, **settings_env, "ALUR_DATABASE__URL": own_database}
-    text = (await asyncio.to_thread(_diff, env, "--from", "1", "--to", "2")).stdout
+    result = await asyncio.to_thread(_diff, env, "--from", "1", "--to", "2")
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = result.stdout
     assert "SOP wifi-internet: version 1 -> 2" in text
     assert "+ step 1 ajukan_permohonan:" in text
     assert "- step 1 ajukan_permohonan_password:" in text
@@ -198,8 +202,18 @@ async def test_catalog_diff_shows_what_changed_step_by_step(
 async def test_every_running_instance_of_a_version_in_one_call(
     court: httpx.AsyncClient, migrated: Settings, own_database: str, auth_headers: TokenFactory
 ) -> None:
-    user, staff = auth_headers(["pengguna"]), auth_headers(["staf_ti"])
-    admin = auth_headers(["admin"])
+    # A satker of its own: the database copied from the suite's holds others' instances.
+    satker = "pn-migrasi"
+    created = await court.post(
+        "/v1/satkers", json={"id": satker, "name": "PN Migrasi", "parent": "pt-bengkulu"},
+        headers=auth_headers(["admin"], satker="pt-bengkulu"),
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    user, staff = (
+        auth_headers(["pengguna"], satker=satker),
+        auth_headers(["staf_ti"], satker=satker),
+    )
+    admin = auth_headers(["admin"], satker=satker)
     ids = [await _at_step_2(court, user, staff) for _ in range(3)]
     await _publish_version_2(migrated, own_database)
     body: dict[str, Any] = {"sop": WIFI, "from_version": 1, "version": 2}
