@@ -110,3 +110,15 @@ def test_the_image_carries_everything_the_service_reads() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     for needed in ("requirements.lock", "services", "migrations", "sop_catalog", "alembic.ini"):
         assert needed in dockerfile, needed
+
+
+def test_api_and_worker_share_the_file_store() -> None:
+    """A pack the worker builds is downloaded from an API replica; evidence uploaded to
+    one replica is read by another and packed by the worker: one store for all."""
+    compose: Any = _compose()
+    store = compose["x-alur-environment"]["ALUR_FILES__STORE_URL"]
+    assert store.startswith("file://")
+    mount = f"alur-files:{store.removeprefix('file://')}"
+    for service in ("api", "worker"):
+        assert mount in compose["services"][service]["volumes"]
+    assert "alur-files" in compose["volumes"]
