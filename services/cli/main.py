@@ -239,6 +239,8 @@ class ExportFormat(StrEnum):
     JSON = "json"
     MERMAID = "mermaid"
     BPMN = "bpmn"
+    PDF = "pdf"
+    HTML = "html"
 
 
 CatalogPath = Annotated[
@@ -267,7 +269,9 @@ def catalog_export(
     format: Annotated[ExportFormat, typer.Option("--format")] = ExportFormat.JSON,
     path: Annotated[Path | None, typer.Option(help="Catalog directory.")] = None,
 ) -> None:
-    """Print one SOP as JSON, a Mermaid flowchart or BPMN 2.0 XML."""
+    """Print one SOP as JSON, a Mermaid flowchart, BPMN 2.0 XML, or the official document
+    (PDF to standard output: redirect it to a file; HTML)."""
+    from services.core.catalog import document
     from services.core.catalog.bpmn import to_bpmn
     from services.core.catalog.loader import load_catalog
     from services.core.catalog.mermaid import to_mermaid
@@ -280,7 +284,13 @@ def catalog_export(
         raise typer.Exit(2)
     definition = matches[0]
     roles = {role.id: role for role in catalog.roles}
-    if format is ExportFormat.JSON:
+    if format is ExportFormat.PDF:
+        sys.stdout.buffer.write(document.to_pdf(document.build(definition, roles)))
+        sys.stdout.buffer.flush()
+        return
+    if format is ExportFormat.HTML:
+        text = document.to_html(document.build(definition, roles))
+    elif format is ExportFormat.JSON:
         text = orjson.dumps(definition.model_dump(mode="json"), option=orjson.OPT_INDENT_2).decode()
     elif format is ExportFormat.MERMAID:
         text = to_mermaid(definition, roles)

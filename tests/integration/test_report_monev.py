@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from pypdf import PdfReader
 
-from services.core.reports.pdf import latin
+from services.core.latin import latin
 from services.core.reports.periods import percent_id
 from tests.people import add_person
 from tests.report_seed import Seeded, seeded_satker

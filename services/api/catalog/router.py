@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
 
 from services.api.catalog.schemas import SopList, SopSummary
 from services.api.deps import Session
 from services.api.problems import problem_responses
-from services.core.catalog import service
+from services.core.catalog import document, service
 from services.core.catalog.bpmn import to_bpmn
 from services.core.catalog.mermaid import to_mermaid
 from services.core.engine.definition import SopDefinition
@@ -77,3 +77,38 @@ async def get_diagram(
     roles = await service.roles_by_id(session)
     text = to_mermaid(definition, roles) if format == "mermaid" else to_bpmn(definition, roles)
     return Response(content=text, media_type=DIAGRAM_MEDIA_TYPES[format])
+
+
+@router.get(
+    "/{code}/document",
+    summary="The SOP as the official document (PermenPAN-RB layout), as PDF or HTML",
+    name="get_sop_document",
+    responses={
+        200: {
+            "description": "A4 landscape PDF, or an HTML page a browser prints.",
+            "content": {
+                "application/pdf": {"schema": {"type": "string", "format": "binary"}},
+                "text/html": {"schema": {"type": "string"}},
+            },
+        },
+        **problem_responses(404, 422),
+    },
+    response_class=Response,
+)
+async def get_document(
+    code: Annotated[str, Path(max_length=64)],
+    session: Session,
+    format: Annotated[Literal["pdf", "html"], Query()] = "pdf",
+    version: Version = None,
+) -> Response:
+    definition = await service.get_definition(session, code, version)
+    roles = await service.roles_by_id(session)
+    built = document.build(definition, roles)
+    name = f"sop-{definition.number:02d}-{definition.code}-v{definition.version}"
+    if format == "html":
+        return Response(document.to_html(built), media_type="text/html; charset=utf-8")
+    return Response(
+        document.to_pdf(built),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
+    )

@@ -1,9 +1,7 @@
 """Reports as PDF, in Indonesian, on A4 (fpdf2): the Monev SOP form, the record of one
 instance and the index of an evidence pack.
 
-The core PDF fonts (Helvetica) hold Latin-1, which Indonesian needs; the few characters
-beyond it that SOP texts and names carry (dashes, curly quotes, ellipses) are written as
-their plain forms, and anything else as `?`.
+Text goes through `services.core.latin` for the core PDF fonts.
 """
 
 from __future__ import annotations
@@ -14,26 +12,7 @@ from dataclasses import dataclass, field
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-_PLAIN = str.maketrans(
-    {
-        "\u2013": "-",
-        "\u2014": "-",
-        "\u2018": "'",
-        "\u2019": "'",
-        "\u201c": '"',
-        "\u201d": '"',
-        "\u2026": "...",
-        "\u00a0": " ",
-        "\u2022": "-",
-        "\u2264": "<=",
-        "\u2265": ">=",
-        "\u00d7": "x",
-    }
-)
-
-
-def latin(text: str) -> str:
-    return text.translate(_PLAIN).encode("latin-1", "replace").decode("latin-1")
+from services.core.latin import latin
 
 
 class _Document(FPDF):
