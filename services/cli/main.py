@@ -299,6 +299,44 @@ def catalog_export(
     typer.echo(text)
 
 
+@catalog_app.command("new")
+def catalog_new(
+    code: Annotated[str, typer.Option(help="The SOP's code: lowercase, digits and dashes.")],
+    number: Annotated[int, typer.Option(min=1, max=9999, help="Its number in the catalog.")],
+    title: Annotated[str, typer.Option(help="Its name as the SOP document writes it.")],
+    lanes: Annotated[
+        str, typer.Option(help="Role ids of roles.yaml, comma separated, in column order.")
+    ],
+    path: Annotated[Path | None, typer.Option(help="Catalog directory.")] = None,
+) -> None:
+    """Print a commented skeleton of a new SOP that validates as it is."""
+    from services.core.catalog.loader import load_catalog
+    from services.core.catalog.skeleton import CODE_PATTERN, skeleton
+
+    catalog = load_catalog(path or get_settings().catalog.path)
+    wanted = [lane.strip() for lane in lanes.split(",") if lane.strip()]
+    known = {role.id for role in catalog.roles}
+    problems = []
+    if not CODE_PATTERN.match(code):
+        problems.append(f"code {code!r}: lowercase letters, digits and dashes, 2-63 of them")
+    if any(sop.code == code for sop in catalog.sops):
+        problems.append(f"code {code!r} is taken")
+    if any(sop.number == number for sop in catalog.sops):
+        problems.append(f"number {number} is taken")
+    if not wanted:
+        problems.append("give at least one lane")
+    problems += [f"lane {lane!r} is no role of roles.yaml" for lane in wanted if lane not in known]
+    if len(set(wanted)) != len(wanted):
+        problems.append("a lane is named twice")
+    if not title.strip():
+        problems.append("give a title")
+    for problem in problems:
+        typer.echo(f"error: {problem}", err=True)
+    if problems:
+        raise typer.Exit(2)
+    typer.echo(skeleton(code, number, title.strip(), wanted), nl=False)
+
+
 @catalog_app.command("diff")
 def catalog_diff(
     sop: Annotated[str, typer.Argument(help="SOP code (or number).")],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -227,3 +228,31 @@ def test_catalog_export(alur, fmt: str, marker: str) -> None:  # type: ignore[no
     assert marker in result.stdout
     if fmt == "json":
         assert len(json.loads(result.stdout)["steps"]) == 10
+
+
+def test_catalog_new_writes_a_skeleton_that_validates(alur: Alur, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(PROJECT_ROOT / "sop_catalog", catalog)
+    made = alur(
+        "catalog", "new", "--code", "tinjauan-sop", "--number", "13",
+        "--title", "Tinjauan SOP: tahunan", "--lanes", "staf_ti,kasubbag_ptip",
+        "--path", str(catalog),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.count("TODO") >= 10
+    (catalog / "13-tinjauan-sop.yaml").write_text(made.stdout)
+    checked = alur("catalog", "validate", str(catalog))
+    assert checked.returncode == 0, checked.stderr
+    shown = alur("catalog", "export", "--sop", "13", "--format", "json", "--path", str(catalog))
+    exported = json.loads(shown.stdout)
+    assert [step["lane"] for step in exported["steps"]] == ["staf_ti", "kasubbag_ptip"]
+    assert exported["title"] == "Tinjauan SOP: tahunan"
+
+    refused = alur(
+        "catalog", "new", "--code", "wifi-internet", "--number", "8", "--title", "x",
+        "--lanes", "staf_ti,hakim_agung", "--path", str(catalog),
+    )  # fmt: skip
+    assert refused.returncode == 2
+    for problem in ("code 'wifi-internet' is taken", "number 8 is taken",
+                    "lane 'hakim_agung' is no role"):  # fmt: skip
+        assert problem in refused.stderr
