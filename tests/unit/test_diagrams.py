@@ -191,22 +191,41 @@ def _check_bpmn_structure(sop: SopDefinition, roles: dict[str, Role], doc: _Bpmn
     )
     plain_ends = sum(1 for step in sop.steps if step.outcomes is None and step.next is None)
     kinds = Counter(TASK_TAGS[step.kind] for step in sop.steps)
+    # Steps reached from more than one place get a joining gateway before them.
+    arrivals = Counter(sop.entry_points)
+    for step in sop.steps:
+        targets = list((step.outcomes or {}).values()) if step.outcomes else [step.next]
+        arrivals.update(t for t in targets if t is not None)
+    joins = sum(1 for step in sop.steps if arrivals[step.id] >= 2)
     assert tags == Counter(
         {
             **kinds,
             "startEvent": len(sop.entry_points),
-            "exclusiveGateway": len(decisions),
+            "exclusiveGateway": len(decisions) + joins,
             "endEvent": null_outcomes + plain_ends,
         }
     )
-    expected_flows = len(sop.entry_points) + sum(
-        1 + len(step.outcomes) if step.outcomes is not None else 1 for step in sop.steps
+    expected_flows = (
+        len(sop.entry_points)
+        + joins
+        + sum(1 + len(step.outcomes) if step.outcomes is not None else 1 for step in sop.steps)
     )
     assert len(doc.flows) == expected_flows
 
+    def reaches(source_target: str, step_id: str) -> bool:
+        """The flow's target is the step's task, or the joining gateway before it."""
+        if source_target == task_id(step_id):
+            return True
+        if doc.tag(source_target) != "exclusiveGateway" or doc.nodes[source_target].get("name"):
+            return False
+        (onward,) = doc.outgoing(source_target)
+        return bool(onward.get("targetRef") == task_id(step_id))
+
     for entry in sop.entry_points:
-        starts = [flow for flow in doc.flows.values() if flow.get("targetRef") == task_id(entry)]
+        starts = [f for f in doc.flows.values() if reaches(f.get("targetRef"), entry)]
         assert any(doc.tag(flow.get("sourceRef")) == "startEvent" for flow in starts)
+    blank = [n for n in doc.nodes if doc.tag(n) == "startEvent" and len(doc.nodes[n]) == 1]
+    assert len(blank) == 1, "one blank start event; the other entries start on a message"
 
     for step in sop.steps:
         node_id = task_id(step.id)
@@ -228,9 +247,9 @@ def _check_bpmn_structure(sop: SopDefinition, roles: dict[str, Role], doc: _Bpmn
                 if successor is None:
                     assert doc.tag(flow.get("targetRef")) == "endEvent"
                 else:
-                    assert flow.get("targetRef") == task_id(successor)
+                    assert reaches(flow.get("targetRef"), successor)
         elif step.next is not None:
-            assert target == task_id(step.next)
+            assert reaches(target, step.next)
         else:
             assert doc.tag(target) == "endEvent"
 
@@ -463,9 +482,13 @@ def test_bpmn_of_a_loop_and_a_null_outcome(roles: dict[str, Role]) -> None:
     assert doc.bounds(task_id("ajukan"))[0] < doc.bounds(task_id("periksa"))[0]
     (loop,) = [flow for flow in doc.flows.values() if flow.get("name") == "revisi"]
     points = doc.waypoints(loop.get("id"))
-    ajukan = doc.bounds(task_id("ajukan"))
-    assert points[-1] == (ajukan[0] + ajukan[2] / 2, ajukan[1]), "a loop comes in from above"
-    assert min(y for _, y in points) < ajukan[1]
+    # The loop meets the start's flow at the joining gateway before `ajukan`.
+    join = loop.get("targetRef")
+    (onward,) = doc.outgoing(join)
+    assert onward.get("targetRef") == task_id("ajukan")
+    box = doc.bounds(join)
+    assert points[-1] == (box[0] + box[2] / 2, box[1]), "a loop comes in from above"
+    assert min(y for _, y in points) < box[1]
 
     (cancel,) = [flow for flow in doc.flows.values() if flow.get("name") == "batal"]
     assert doc.tag(cancel.get("targetRef")) == "endEvent"

@@ -26,6 +26,7 @@ in the process).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -79,6 +80,8 @@ class _Node:
     lane: str
     name: str | None = None
     documentation: str | None = None
+    # An event's definition (e.g. `messageEventDefinition`); None: a blank event.
+    event: str | None = None
 
     @property
     def size(self) -> tuple[int, int]:
@@ -230,6 +233,8 @@ def _write_process(
             _sub(element, "incoming").text = flow_id
         for flow_id in outgoing.get(node.id, ()):
             _sub(element, "outgoing").text = flow_id
+        if node.event is not None:
+            _sub(element, node.event, id=f"{node.id}_definition")
     for flow in graph.flows:
         element = _sub(
             process,
@@ -288,9 +293,13 @@ def _build_graph(sop: SopDefinition) -> _Graph:
             _Flow(ids.take(f"Flow_{source}_{target}"), source, target, name, condition)
         )
 
-    for entry in sop.entry_points:
+    for index, entry in enumerate(sop.entry_points):
         lane = sop.step(entry).lane
-        start = _Node(ids.take(f"StartEvent_{entry}"), "startEvent", lane, START_NAME)
+        # One blank start (bpmnlint's single-blank-start-event): the procedure's usual
+        # beginning. Its other entry points begin when something arrives (a report, a
+        # renewal falling due): message start events.
+        event = None if index == 0 else "messageEventDefinition"
+        start = _Node(ids.take(f"StartEvent_{entry}"), "startEvent", lane, START_NAME, event=event)
         graph.nodes.append(start)
         graph.starts.append(start.id)
         flow(start.id, tasks[entry])
@@ -305,7 +314,9 @@ def _build_graph(sop: SopDefinition) -> _Graph:
         )
         graph.nodes.append(task)
         if step.outcomes is not None:
-            gateway = _Node(ids.take(f"Gateway_{step.id}"), "exclusiveGateway", step.lane)
+            # Named with its question (bpmnlint's label-required): which outcome came?
+            question = f"Hasil langkah {step.number}: {' / '.join(step.outcomes)}?"
+            gateway = _Node(ids.take(f"Gateway_{step.id}"), "exclusiveGateway", step.lane, question)
             graph.nodes.append(gateway)
             flow(task.id, gateway.id)
             for outcome, target in step.outcomes.items():
@@ -322,7 +333,26 @@ def _build_graph(sop: SopDefinition) -> _Graph:
             end_id = ids.take(f"EndEvent_{step.id}")
             graph.nodes.append(_Node(end_id, "endEvent", step.lane, END_NAME))
             flow(task.id, end_id)
+    _join_before_merges(graph, ids)
     return graph
+
+
+def _join_before_merges(graph: _Graph, ids: _Ids) -> None:
+    """Flows that meet at a task meet at a joining gateway first (bpmnlint's fake-join:
+    a task with several incoming flows reads as waiting for all of them)."""
+    incoming: dict[str, list[_Flow]] = {}
+    for item in graph.flows:
+        incoming.setdefault(item.target, []).append(item)
+    lanes = {node.id: node.lane for node in graph.nodes}
+    tags = {node.id: node.tag for node in graph.nodes}
+    for target, flows in incoming.items():
+        if len(flows) < 2 or tags[target] in ("exclusiveGateway", "endEvent"):
+            continue
+        join = _Node(ids.take(f"Join_{target}"), "exclusiveGateway", lanes[target])
+        graph.nodes.append(join)
+        for item in flows:
+            graph.flows[graph.flows.index(item)] = dataclasses.replace(item, target=join.id)
+        graph.flows.append(_Flow(ids.take(f"Flow_{join.id}_{target}"), join.id, target))
 
 
 def _lanes_in_order(sop: SopDefinition, nodes: Iterable[_Node]) -> list[str]:
