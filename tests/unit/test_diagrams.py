@@ -27,10 +27,12 @@ from SpiffWorkflow.util.task import TaskState
 from services.core.catalog.bpmn import NAMESPACES, process_id, task_id, to_bpmn
 from services.core.catalog.mermaid import (
     END_NODE,
+    LABEL_WIDTH,
     escape_label,
     lane_subgraph_id,
     step_node_id,
     to_mermaid,
+    wrap_label,
 )
 from services.core.engine.definition import Role, SopDefinition, StepKind
 
@@ -362,7 +364,10 @@ def _check_mermaid(sop: SopDefinition, roles: dict[str, Role], text: str) -> Non
         assert placement[node] == lane_subgraph_id(step.lane)
         opening, label, css_class = nodes[node]
         assert css_class == step.kind.value
-        assert label == escape_label(f"{step.number}.\u00a0{step.activity}")
+        wrapped = wrap_label(f"{step.number}.\u00a0{step.activity}")
+        assert label == escape_label(wrapped)
+        # Lines of a readable width; only a single word longer than that stands alone.
+        assert all(len(line) <= LABEL_WIDTH or " " not in line for line in wrapped.splitlines())
         assert (opening == "{") == (step.outcomes is not None)
         if step.outcomes is not None:
             for outcome, target in step.outcomes.items():

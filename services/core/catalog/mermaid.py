@@ -8,6 +8,7 @@ definition always gives the same text, so the diagram can be cached and diffed.
 from __future__ import annotations
 
 import re
+import textwrap
 from collections.abc import Mapping
 
 from services.core.engine.definition import Role, SopDefinition, Step, StepKind
@@ -90,10 +91,24 @@ def lane_subgraph_id(role_id: str) -> str:
     return sanitized
 
 
+# Characters per line of a node's label: long Indonesian activities otherwise make
+# boxes (and decision diamonds) as wide as the page.
+LABEL_WIDTH = 32
+
+
+def wrap_label(text: str, width: int = LABEL_WIDTH) -> str:
+    """`text` broken into lines of at most `width` characters (a longer word stays
+    whole), its own line breaks kept."""
+    return "\n".join(
+        textwrap.fill(line, width, break_long_words=False, break_on_hyphens=False)
+        for line in text.splitlines()
+    )
+
+
 def step_label(step: Step) -> str:
     # A no-break space after "N." keeps Mermaid's markdown reading of labels from
     # turning "1. Activity" into an (unsupported) ordered list.
-    return escape_label(f"{step.number}.\u00a0{step.activity}")
+    return escape_label(wrap_label(f"{step.number}.\u00a0{step.activity}"))
 
 
 def to_mermaid(sop: SopDefinition, roles: Mapping[str, Role]) -> str:
