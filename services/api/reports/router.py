@@ -20,7 +20,8 @@ from services.core.reports.exports import indicator_tables, performance_tables
 from services.core.reports.indicators import SopIndicator, Tally
 from services.core.reports.pdf import monev_pdf
 from services.core.reports.performance import Figures, PerformanceReport
-from services.core.reports.tables import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, to_csv, to_xlsx
+from services.core.reports.periods import Period
+from services.core.reports.tables import CSV_MEDIA_TYPE, XLSX_MEDIA_TYPE, Table, to_csv, to_xlsx
 from services.core.validation import StrictBody
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"])
@@ -157,6 +158,25 @@ class PerformanceOut(BaseModel):
         )
 
 
+FromDate = Annotated[
+    date | None, Query(alias="from", description="First local date; default 1 January.")
+]
+ToDate = Annotated[date | None, Query(description="Last local date; default today.")]
+
+
+def _period(timezone: str, first: date | None, last: date | None, now: datetime) -> Period:
+    """From `first` (default 1 January) to `last` (default today), local dates."""
+    today = periods.today(timezone, now)
+    return periods.between(first or today.replace(month=1, day=1), last or today)
+
+
+def _tables(tables: list[Table], format: Format, name: str) -> Response:
+    """A report's tables to download: the first as CSV, or all as XLSX sheets."""
+    if format == "csv":
+        return _download(to_csv(tables[0]), CSV_MEDIA_TYPE, f"{name}.csv")
+    return _download(to_xlsx(tables), XLSX_MEDIA_TYPE, f"{name}.xlsx")
+
+
 def _download(content: bytes, media_type: str, name: str) -> Response:
     return Response(
         content,
@@ -185,27 +205,20 @@ async def sop_performance(
     context: Context,
     session: Session,
     satker: SatkerId = None,
-    from_: Annotated[
-        date | None, Query(alias="from", description="First local date; default 1 January.")
-    ] = None,
-    to: Annotated[date | None, Query(description="Last local date; default today.")] = None,
+    from_: FromDate = None,
+    to: ToDate = None,
     sop: Annotated[str | None, Query(max_length=64)] = None,
     format: Format = "json",
 ) -> PerformanceOut | Response:
     now = utcnow()
     target = await reports.satker_for_report(session, context.services, actor, satker)
-    today = periods.today(target.timezone, now)
-    period = periods.between(from_ or today.replace(month=1, day=1), to or today)
+    period = _period(target.timezone, from_, to, now)
     report = await reports.sop_performance(
         session, context.services, context.catalog, target, period, sop=sop, now=now
     )
-    name = f"kinerja-sop-{target.id}-{period.first}-{period.last}"
-    if format == "csv":
-        return _download(to_csv(performance_tables(report, target.timezone)[0]),
-                         CSV_MEDIA_TYPE, f"{name}.csv")  # fmt: skip
-    if format == "xlsx":
-        return _download(to_xlsx(performance_tables(report, target.timezone)),
-                         XLSX_MEDIA_TYPE, f"{name}.xlsx")  # fmt: skip
+    if format != "json":
+        name = f"kinerja-sop-{target.id}-{period.first}-{period.last}"
+        return _tables(performance_tables(report, target.timezone), format, name)
     return PerformanceOut.of(report)
 
 
@@ -275,10 +288,8 @@ async def sakip_indicators(
         session, context.catalog, target, year, context.settings.reports
     )
     name = f"indikator-sakip-{target.id}-{year}"
-    if format == "csv":
-        return _download(to_csv(indicator_tables(found, year)[0]), CSV_MEDIA_TYPE, f"{name}.csv")
-    if format == "xlsx":
-        return _download(to_xlsx(indicator_tables(found, year)), XLSX_MEDIA_TYPE, f"{name}.xlsx")
+    if format != "json":
+        return _tables(indicator_tables(found, year), format, name)
     return IndicatorsOut(
         satker=target.id,
         year=year,
@@ -453,18 +464,15 @@ async def evidence_pack(
     context: Context,
     session: Session,
     satker: SatkerId = None,
-    from_: Annotated[
-        date | None, Query(alias="from", description="First local date; default 1 January.")
-    ] = None,
-    to: Annotated[date | None, Query(description="Last local date; default today.")] = None,
+    from_: FromDate = None,
+    to: ToDate = None,
     background: Annotated[
         bool, Query(description="Always build it by a worker (answer 202).")
     ] = False,
 ) -> Response:
     now = utcnow()
     target = await reports.satker_for_report(session, context.services, actor, satker)
-    today = periods.today(target.timezone, now)
-    period = periods.between(from_ or today.replace(month=1, day=1), to or today)
+    period = _period(target.timezone, from_, to, now)
     size = await pack.measure(session, target, period)
     limit = context.settings.reports.inline_pack_bytes
     if not background and size.file_bytes <= limit and size.instances <= INLINE_PACK_INSTANCES:
