@@ -74,6 +74,8 @@ def parse(text: str) -> Period:
             f"period {text[:20]!r} is not a year, quarter or month such as 2026, 2026-Q4, 2026-11"
         )
     year = int(match["year"])
+    if not 2000 <= year <= 2999:
+        raise InvalidPeriod(f"The year {year} lies outside the years Alur records (2000-2999)")
     if match["quarter"]:
         quarter = int(match["quarter"])
         first = date(year, 3 * quarter - 2, 1)
