@@ -20,7 +20,7 @@ import hashlib
 import re
 import unicodedata
 import zipfile
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from sqlmodel import col, select
 from services.core.audit import events as audit_events
 from services.core.audit.hashchain import verify_chain
 from services.core.engine.calendar import WorkingCalendar
-from services.core.engine.definition import SopDefinition
+from services.core.engine.definition import Role, SopDefinition
 from services.core.files.models import EvidenceFileRecord
 from services.core.files.storage import FileStore, content_key
 from services.core.instances import repository
@@ -53,6 +53,8 @@ from services.core.satkers.service import Satker
 from services.core.shared import Services
 
 MANIFEST = "MANIFEST.sha256"
+# An instance's status as the record writes it.
+_STATUS_ID = {"completed": "selesai", "cancelled": "dibatalkan", "active": "berjalan"}
 INDEX = "00-indeks.pdf"
 _CHUNK = 1024 * 1024
 # Evidence (PDFs, images, office files) is compressed already: stored as it is.
@@ -185,7 +187,7 @@ async def build(
             folder = f"{folders[code]}/{counters[code]:03d}-{instance_id[:8]}"
             files = await _add_instance(
                 session, writer, definitions[(code, version)], calendar, satker, instance_id,
-                folder, summary,
+                folder, summary, services.roles,
             )  # fmt: skip
             entries[code].instances += 1
             entries[code].files += files
@@ -213,6 +215,7 @@ async def _add_instance(
     instance_id: str,
     folder: str,
     summary: PackSummary,
+    roles: Mapping[str, Role],
 ) -> int:
     found = await repository.load(session, instance_id)
     assert found is not None
@@ -228,6 +231,7 @@ async def _add_instance(
     ).all()
     zone = satker.timezone
     steps = {step.id: step for step in definition.steps}
+    lanes = {role_id: role.name for role_id, role in roles.items()}
     rows = []
     for task in tasks:
         step = steps.get(task.step_id)
@@ -243,7 +247,7 @@ async def _add_instance(
         rows.append(
             RecordTask(
                 step=f"{step.number}. {step.activity}" if step else task.step_id,
-                lane=task.lane,
+                lane=lanes.get(task.lane, task.lane),
                 opened=local_stamp(task.opened_at, zone),
                 done=local_stamp(task.completed_at, zone) if task.completed_at else "-",
                 took=took,
@@ -278,7 +282,7 @@ async def _add_instance(
         satker_name=satker.name,
         started=local_stamp(record.started_at, zone),
         ended=local_stamp(record.ended_at, zone) if record.ended_at else "-",
-        status=record.status,
+        status=_STATUS_ID.get(record.status, record.status),
         audit=audit,
         tasks=rows,
         events=[
@@ -327,6 +331,3 @@ def _number(definitions: dict[tuple[str, int], SopDefinition], code: str) -> int
 
 def _title(definitions: dict[tuple[str, int], SopDefinition], code: str) -> str:
     return next((d.title for (c, _), d in definitions.items() if c == code), code)
-
-
-__all__ = ["INDEX", "MANIFEST", "PackSize", "PackSummary", "Sequence", "build", "measure"]

@@ -43,12 +43,14 @@ class _Document(FPDF):
 
     def line_of(self, text: str, *, bold: bool = False, size: float = 9.5) -> None:
         self.set_font("Helvetica", "B" if bold else "", size)
-        self.multi_cell(0, size * 0.5, latin(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(0, size * 0.5, latin(text), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def item(self, text: str, size: float = 9.5) -> None:
         self.set_font("Helvetica", "", size)
         self.set_x(self.l_margin + 4)
-        self.multi_cell(0, size * 0.5, latin(f"- {text}"), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.multi_cell(
+            0, size * 0.5, latin(f"- {text}"), align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT
+        )
 
     def rows(self, headings: Sequence[str], rows: Sequence[Sequence[str]],
              widths: Sequence[float]) -> None:  # fmt: skip
