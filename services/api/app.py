@@ -11,6 +11,7 @@ from arq.connections import RedisSettings
 from fastapi import Depends, FastAPI
 
 from services.api.auth.router import router as auth_router
+from services.api.catalog.router import roles_router
 from services.api.catalog.router import router as catalog_router
 from services.api.context import AppContext
 from services.api.deps import refuse_nul
@@ -19,6 +20,7 @@ from services.api.files.router import router as files_router
 from services.api.health.router import router as health_router
 from services.api.instances.router import router as instances_router
 from services.api.instances.tasks_router import router as tasks_router
+from services.api.me.router import router as me_router
 from services.api.metrics.http import HttpMetrics
 from services.api.metrics.router import router as metrics_router
 from services.api.middleware import BodyLimit, ConcurrencyLimit, RequestObservability
@@ -116,6 +118,8 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
     app.include_router(reports_router)
     app.include_router(report_jobs_router)
     app.include_router(auth_router)
+    app.include_router(roles_router)
+    app.include_router(me_router)
     return app
 
 

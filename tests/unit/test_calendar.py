@@ -381,3 +381,30 @@ def test_a_day_is_a_day_length_when_all_days_are_equal(start: datetime, days: in
     assert DEFAULT.add_working_time(start, Duration(days=days)) == DEFAULT.add_working_time(
         start, Duration(seconds=days * DAY_LENGTH)
     )
+
+
+def test_lateness_counts_whole_working_days_then_working_time() -> None:
+    due = wib(11, 2, 10)  # Monday 2 November 2026, 10.00
+    assert DEFAULT.working_lateness(due, wib(11, 2, 9)) == Duration()
+    assert DEFAULT.working_lateness(due, due) == Duration()
+    # Wednesday 11.30: two working days (Tuesday and Wednesday 10.00) and 1 h 30.
+    late = DEFAULT.working_lateness(due, wib(11, 4, 11, 30))
+    assert late == Duration(days=2, seconds=5400)
+    assert late.isoformat() == "P2DT1H30M"
+
+
+def test_lateness_over_a_weekend_is_working_time_only() -> None:
+    due = wib(11, 6, 10)  # Friday
+    now = wib(11, 9, 9)  # Monday 09.00, before Monday's 10.00
+    late = DEFAULT.working_lateness(due, now)
+    assert late.days == 0
+    assert late.seconds == int(DEFAULT.working_time_between(due, now).total_seconds())
+    # One working day later is as far into Monday's hours (08.00 + 2 h 30) as 10.00 is
+    # into Friday's (07.30 + 2 h 30), as `add_working_time` counts a day.
+    assert DEFAULT.add_working_time(due, Duration(days=1)) == wib(11, 9, 10, 30)
+    assert DEFAULT.working_lateness(due, wib(11, 9, 10, 30)) == Duration(days=1)
+
+
+def test_lateness_stops_counting_days_at_the_cap() -> None:
+    due = wib(1, 5, 10)
+    assert DEFAULT.working_lateness(due, wib(12, 1, 10), max_days=5).days == 5

@@ -6,14 +6,15 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from services.api.catalog.schemas import SopList, SopSummary
-from services.api.deps import Session
+from services.api.deps import Context, Session
 from services.api.problems import problem_responses
 from services.core.catalog import document, service
 from services.core.catalog.bpmn import to_bpmn
 from services.core.catalog.mermaid import to_mermaid
-from services.core.engine.definition import SopDefinition
+from services.core.engine.definition import Role, SopDefinition
 from services.core.validation import INT32_MAX
 
 router = APIRouter(prefix="/v1/sops", tags=["catalog"])
@@ -112,3 +113,15 @@ async def get_document(
         media_type="application/pdf",
         headers={"Content-Disposition": f'inline; filename="{name}.pdf"'},
     )
+
+
+roles_router = APIRouter(prefix="/v1/roles", tags=["catalog"])
+
+
+class RoleList(BaseModel):
+    items: list[Role]
+
+
+@roles_router.get("", response_model=RoleList, summary="Every role (lane) of the catalog")
+async def list_roles(context: Context) -> RoleList:
+    return RoleList(items=list(context.services.roles.values()))

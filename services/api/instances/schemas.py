@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import orjson
 from pydantic import BaseModel, Field, model_validator
 
+from services.core.engine.calendar import WorkingCalendar
 from services.core.engine.definition import Role, SopDefinition
 from services.core.engine.state import TaskState, is_overdue
 from services.core.instances.service import InstanceView
@@ -212,34 +213,69 @@ class InstancePage(BaseModel):
 class InboxTask(BaseModel):
     id: str
     instance_id: str
+    instance_title: str
     satker: str
     sop: str
+    sop_number: int
+    sop_title: str
     step_id: str
+    step_number: int
+    activity: str
     lane: str
+    lane_name: str
     owner: str | None
     kind: str
+    outcomes: list[str] | None = Field(description="Allowed outcomes at a decision.")
     opened_at: datetime
     warn_at: datetime | None
     due_at: datetime | None
     overdue: bool
+    late_by: str | None = Field(
+        description=(
+            "How late an overdue task is, in the satker's working time, as an ISO 8601 "
+            "duration: P2DT3H is 2 working days and 3 working hours; null when not late."
+        )
+    )
     assignee: str | None
     escalation_level: int
 
 
-def inbox_task(record: TaskRecord, now: datetime) -> InboxTask:
+def inbox_task(
+    record: TaskRecord,
+    *,
+    instance_title: str,
+    definition: SopDefinition,
+    roles: Mapping[str, Role],
+    calendar: WorkingCalendar,
+    now: datetime,
+) -> InboxTask:
+    step = definition.step(record.step_id)
+    lane = roles.get(record.lane)
+    overdue = is_overdue(record.due_at, now)
+    late_by = None
+    if overdue and record.due_at is not None:
+        late_by = calendar.working_lateness(record.due_at, now).isoformat()
     return InboxTask(
         id=record.id,
         instance_id=record.instance_id,
+        instance_title=instance_title,
         satker=record.satker_id,
         sop=record.sop_code,
+        sop_number=definition.number,
+        sop_title=definition.title,
         step_id=record.step_id,
+        step_number=step.number,
+        activity=step.activity,
         lane=record.lane,
+        lane_name=lane.name if lane else record.lane,
         owner=record.owner,
         kind=record.kind,
+        outcomes=list(step.outcomes) if step.outcomes is not None else None,
         opened_at=record.opened_at,
         warn_at=record.warn_at,
         due_at=record.due_at,
-        overdue=is_overdue(record.due_at, now),
+        overdue=overdue,
+        late_by=late_by,
         assignee=record.assignee,
         escalation_level=record.escalation_level,
     )

@@ -41,10 +41,25 @@ async def inbox(
 ) -> InboxPage:
     now = utcnow()
     directory = await context.services.directory(session, actor.satker)
-    records = await queries.inbox(
+    rows = await queries.inbox(
         session, directory, actor, mine=mine, sop=sop, lane=lane, limit=limit, now=now
     )
-    return InboxPage(items=[inbox_task(record, now) for record in records])
+    items = []
+    for row in rows:
+        task = row.task
+        calendar = await context.services.calendars.get(session, directory.get(task.satker_id))
+        definition = await context.services.definition(session, task.sop_code, row.sop_version)
+        items.append(
+            inbox_task(
+                task,
+                instance_title=row.instance_title,
+                definition=definition,
+                roles=context.services.roles,
+                calendar=calendar,
+                now=now,
+            )
+        )
+    return InboxPage(items=items)
 
 
 async def _on_task(

@@ -295,6 +295,26 @@ class WorkingCalendar:
             day += _ONE_DAY
         return total
 
+    def working_lateness(self, due: datetime, now: datetime, *, max_days: int = 999) -> Duration:
+        """How late `now` is past `due`, as people say it: whole working days (the same
+        working moment on a later working day, as `add_working_time` counts them) and
+        the working time after the last of them. Zero when not late; the days stop at
+        `max_days` (a task years late says "999 days and more")."""
+        due, now = _utc(due), _utc(now)
+        if now <= due:
+            return Duration()
+        day, elapsed = self._position(due)
+        days, mark = 0, due
+        while days < max_days:
+            day = self._next_working_day(day)
+            spans = self._spans(day)
+            later = self._add(spans[0][0], min(elapsed, sum((e - s for s, e in spans), _ZERO)))
+            if later > now:
+                break
+            days, mark = days + 1, later
+        rest = self.working_time_between(mark, now)
+        return Duration(days=days, seconds=int(rest.total_seconds()))
+
     def _add(self, instant: datetime, amount: timedelta) -> datetime:
         """The earliest instant by which `amount` of working time has elapsed."""
         if amount <= _ZERO:

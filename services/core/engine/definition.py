@@ -97,6 +97,10 @@ class Role(_Frozen):
     reports_to: str | None = None
     external: bool = False
     description: str | None = None
+    supervisor: bool = Field(
+        default=False,
+        description="Heads work (Kasubbag and above): sees the overview of open work.",
+    )
 
 
 class SopDefinition(_Frozen):

@@ -39,6 +39,13 @@ class InstanceFilter:
     started_to: datetime | None = None
 
 
+@dataclass(frozen=True)
+class InboxRow:
+    task: TaskRecord
+    instance_title: str
+    sop_version: int
+
+
 def encode_cursor(record: InstanceRecord) -> str:
     raw = orjson.dumps([record.started_at.isoformat(), record.id])
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -126,8 +133,9 @@ async def inbox(
     lane: str | None,
     limit: int,
     now: datetime,
-) -> Sequence[TaskRecord]:
-    """Open tasks, overdue first, then by due date and age.
+) -> list[InboxRow]:
+    """Open tasks, overdue first, then by due date and age, each with its instance's
+    title and SOP version.
 
     `mine`: the tasks the caller can act on — in its own satker, those in its lanes, the
     external steps it records, and those assigned to it; from a parent court, the
@@ -135,8 +143,10 @@ async def inbox(
     stead (`actor.acting`) counts as if the caller held it in that role's satker.
     """
     visible = directory.visible_from(actor.satker)
-    query = select(TaskRecord).where(
-        col(TaskRecord.status) == "open", col(TaskRecord.satker_id).in_(sorted(visible))
+    query = (
+        select(TaskRecord, col(InstanceRecord.title), col(InstanceRecord.sop_version))
+        .join(InstanceRecord, col(InstanceRecord.id) == col(TaskRecord.instance_id))
+        .where(col(TaskRecord.status) == "open", col(TaskRecord.satker_id).in_(sorted(visible)))
     )
     if mine:
         hats = [(actor.roles, actor.satker)]
@@ -165,7 +175,8 @@ async def inbox(
         col(TaskRecord.opened_at),
         col(TaskRecord.id),
     )
-    return (await session.scalars(query.limit(max(1, min(limit, MAX_LIMIT))))).all()
+    rows = await session.execute(query.limit(max(1, min(limit, MAX_LIMIT))))
+    return [InboxRow(task, title, version) for task, title, version in rows.all()]
 
 
 def _lane_conditions(
@@ -215,3 +226,60 @@ async def stranded_automated_tasks(
         .limit(limit)
     )
     return [(task, version) for task, version in (await session.execute(query)).all()]
+
+
+@dataclass(frozen=True)
+class WorkloadRow:
+    """Open tasks of one (satker, SOP, lane, assignee), counted."""
+
+    satker: str
+    sop: str
+    lane: str
+    assignee: str | None
+    open: int
+    overdue: int
+    escalated: int
+
+
+async def workload(session: AsyncSession, satkers: set[str], now: datetime) -> list[WorkloadRow]:
+    """The open tasks of `satkers`, counted per satker, SOP, lane and assignee, with how
+    many are overdue and how many have been escalated."""
+    overdue = sa.func.sum(sa.case((past_due(col(TaskRecord.due_at), now), 1), else_=0))
+    escalated = sa.func.sum(sa.case((col(TaskRecord.escalation_level) > 0, 1), else_=0))
+    group = (
+        col(TaskRecord.satker_id),
+        col(TaskRecord.sop_code),
+        col(TaskRecord.lane),
+        col(TaskRecord.assignee),
+    )
+    query = (
+        sa.select(*group, sa.func.count(), overdue, escalated)
+        .where(col(TaskRecord.status) == "open", col(TaskRecord.satker_id).in_(sorted(satkers)))
+        .group_by(*group)
+        .order_by(*group)
+    )
+    rows = await session.execute(query)
+    return [
+        WorkloadRow(satker, sop, lane, assignee, int(count), int(late or 0), int(up or 0))
+        for satker, sop, lane, assignee, count, late, up in rows.all()
+    ]
+
+
+async def escalated_tasks(session: AsyncSession, satkers: set[str], limit: int) -> list[InboxRow]:
+    """Open tasks of `satkers` that have been escalated, highest level and oldest due
+    first."""
+    query = (
+        select(TaskRecord, col(InstanceRecord.title), col(InstanceRecord.sop_version))
+        .join(InstanceRecord, col(InstanceRecord.id) == col(TaskRecord.instance_id))
+        .where(
+            col(TaskRecord.status) == "open",
+            col(TaskRecord.satker_id).in_(sorted(satkers)),
+            col(TaskRecord.escalation_level) > 0,
+        )
+        .order_by(
+            col(TaskRecord.escalation_level).desc(), col(TaskRecord.due_at), col(TaskRecord.id)
+        )
+        .limit(limit)
+    )
+    rows = await session.execute(query)
+    return [InboxRow(task, title, version) for task, title, version in rows.all()]
