@@ -31,6 +31,7 @@ from services.api.people.router import router as people_router
 from services.api.problems import install_problem_handlers
 from services.api.reports.router import jobs_router as report_jobs_router
 from services.api.reports.router import router as reports_router
+from services.api.reviews.router import router as reviews_router
 from services.api.satkers.router import router as satkers_router
 from services.api.sipp.router import router as sipp_router
 from services.api.webhooks_in.router import router as hooks_router
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
     app.include_router(files_router)
     app.include_router(reports_router)
     app.include_router(report_jobs_router)
+    app.include_router(reviews_router)
     app.include_router(auth_router)
     app.include_router(roles_router)
     app.include_router(me_router)

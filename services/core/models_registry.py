@@ -9,6 +9,7 @@ from services.core.monitors import models as monitor_models
 from services.core.notifications import models as notification_models
 from services.core.people import models as people_models
 from services.core.reports import models as report_models
+from services.core.reviews import models as review_models
 from services.core.satkers import models as satker_models
 from services.core.sipp import models as sipp_models
 from services.core.webhooks_in import models as hook_models
@@ -25,6 +26,7 @@ __all__ = [
     "notification_models",
     "people_models",
     "report_models",
+    "review_models",
     "satker_models",
     "sipp_models",
     "webhook_models",

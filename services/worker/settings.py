@@ -28,6 +28,7 @@ from services.worker.tasks import (
     check_monitor,
     daily_backup_checks,
     deadline_sweep,
+    open_sop_reviews,
     remind_renewals,
     run_automated_step,
     schedule_monitors,
@@ -84,6 +85,8 @@ class ArqSettings:
         every(daily_backup_checks, 600),
         every(schedule_monitors, get_settings().monitors.schedule_interval_seconds),
         every(remind_renewals, 3600),
+        # Hourly: a review falls due on a satker's local date, whatever its time zone.
+        every(open_sop_reviews, 3600),
         every(resend_waiting_messages, 60),
         # Each runs while there is work; every second picks up what came meanwhile.
         every(relay_outbox, 1),

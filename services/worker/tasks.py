@@ -16,6 +16,7 @@ from services.core.instances.jobs import QueuedJob
 from services.core.monitors import renewals
 from services.core.monitors import service as monitors
 from services.core.monitors.jobs import MonitorCheckJob
+from services.core.reviews import service as reviews
 from services.core.sipp import service as sipp
 from services.worker.context import of, unit
 from services.worker.sweep import sweep_backlog
@@ -152,3 +153,13 @@ async def remind_renewals(ctx: dict[str, Any]) -> int:
     async with unit(ctx) as work:
         started = await renewals.remind_due(work.session, context.services, utcnow())
     return len(started)
+
+
+async def open_sop_reviews(ctx: dict[str, Any]) -> int:
+    """Open the yearly SOP reviews that fell due (once each: `sop_review` is unique)."""
+    context = of(ctx)
+    async with unit(ctx) as work:
+        opened = await reviews.open_due(work.session, context.services, utcnow())
+    if opened:
+        log.info("sop reviews opened", count=len(opened))
+    return len(opened)

@@ -6,11 +6,11 @@ from datetime import UTC, date, datetime
 
 import pytest
 
+from services.core.dates import long_date
 from services.core.reports.periods import (
     InvalidPeriod,
     between,
     local_stamp,
-    long_date,
     number_id,
     parse,
     percent_id,

@@ -14,11 +14,13 @@ from __future__ import annotations
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date
 from typing import Literal, cast
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from services.core.dates import long_date
 from services.core.engine.definition import Role, SopDefinition, Step
 from services.core.latin import latin
 
@@ -55,6 +57,7 @@ class Document:
     number: int
     title: str
     version: int
+    effective_date: date | None
     performers: tuple[str, ...]
     sections: tuple[tuple[str, str, tuple[str, ...]], ...]
     rows: tuple[FlowRow, ...]
@@ -112,6 +115,7 @@ def build(definition: SopDefinition, roles: Mapping[str, Role]) -> Document:
         number=definition.number,
         title=definition.title,
         version=definition.version,
+        effective_date=definition.effective_date,
         performers=tuple(roles[lane].name if lane in roles else lane for lane in lanes),
         sections=tuple(sections),
         rows=tuple(rows),
@@ -122,7 +126,10 @@ def _identity(document: Document) -> list[tuple[str, str]]:
     return [
         ("Nomor SOP", f"{document.number:02d} ({document.code})"),
         ("Revisi", f"versi {document.version}"),
-        ("Tanggal pembuatan, revisi, efektif", "-"),
+        (
+            "Tanggal pembuatan, revisi, efektif",
+            long_date(document.effective_date) if document.effective_date else "-",
+        ),
         ("Disahkan oleh", "-"),
         ("Nama SOP", document.title),
     ]

@@ -12,7 +12,7 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
@@ -114,6 +114,7 @@ def _load(path: Path) -> tuple[list[CatalogProblem], Catalog | None]:
             roles_index = None
     for doc in sop_docs:
         if doc.readable:
+            _dates_as_text(doc.data)
             doc.report(_schema_findings(_validator("sop"), doc.data))
             doc.report(check_sop(doc.data, roles_index))
     for position, finding in check_unique_sops([(doc.shown, doc.data) for doc in sop_docs]):
@@ -152,9 +153,42 @@ def _read(file: Path) -> _Document:
         detail = f"{reason} ({context})" if context else reason
         doc.problems.append(CatalogProblem(doc.shown, line, DOCUMENT, f"invalid YAML: {detail}"))
         return doc
+    except ValueError as exc:
+        # ruamel.yaml builds an unquoted `2025-02-30` as a date and fails outside YAMLError.
+        line = _impossible_date_line(text)
+        doc.problems.append(CatalogProblem(doc.shown, line, DOCUMENT, f"invalid date: {exc}"))
+        return doc
     if doc.data is None:
         doc.problems.append(CatalogProblem(doc.shown, 1, DOCUMENT, "the file is empty"))
     return doc
+
+
+# The fields that hold a date: YAML reads `2026-01-15` unquoted as a date, which is
+# what the author meant, so it becomes the ISO text the schema asks for.
+_DATE_FIELDS = ("effective_date",)
+
+
+def _dates_as_text(data: Any) -> None:
+    if not isinstance(data, CommentedMap):
+        return
+    for key in _DATE_FIELDS:
+        value = data.get(key)
+        if isinstance(value, date) and not isinstance(value, datetime):
+            data[key] = value.isoformat()
+
+
+_DATE_LIKE = re.compile(r"(?<![\w.-])(\d{4})-(\d{1,2})-(\d{1,2})(?![\w.-])")
+
+
+def _impossible_date_line(text: str) -> int:
+    """The first line with a date the calendar lacks (1 if none is found)."""
+    for number, line in enumerate(text.splitlines(), 1):
+        for match in _DATE_LIKE.finditer(line):
+            try:
+                date(*(int(part) for part in match.groups()))
+            except ValueError:
+                return number
+    return 1
 
 
 def _shown(file: Path) -> str:
@@ -286,6 +320,8 @@ def _message(validator: Any, value: Any, rule: Any, described: str | None, fallb
         return f"{value!r} is not {described}" if described else f"{value!r} does not match {rule}"
     if validator == "minimum":
         return f"must be at least {rule}, got {_describe(value)}"
+    if validator == "maximum":
+        return f"must be at most {rule}, got {_describe(value)}"
     if validator in ("minItems", "minLength"):
         return "must not be empty" if rule == 1 else f"must have at least {rule} items"
     return fallback

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 import orjson
 from sqlalchemy.exc import IntegrityError
@@ -12,7 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.core.catalog import repository
 from services.core.catalog.models import RoleRecord, SopDefinitionRecord
-from services.core.engine.definition import Catalog, Role, SopDefinition
+from services.core.engine.definition import (
+    DEFAULT_REVIEW_MONTHS,
+    Catalog,
+    Role,
+    SopDefinition,
+)
 from services.core.errors import AlurError, NotFound
 
 
@@ -39,8 +45,27 @@ class SyncReport:
     current: dict[str, int] = field(default_factory=dict)
 
 
+# Fields added to SopDefinition after versions were stored, with the value that means
+# "not said": left out of the stored content while they hold it, so a version stored
+# before the field existed keeps its hash (a changed hash is refused at startup as a
+# version changed in place, `CatalogVersionConflict`).
+_ADDED_FIELDS: dict[str, object] = {
+    "effective_date": None,
+    "review_months": DEFAULT_REVIEW_MONTHS,
+}
+
+
+def stored_content(definition: SopDefinition) -> dict[str, Any]:
+    """The definition as stored and hashed."""
+    content = definition.model_dump(mode="json")
+    for name, unsaid in _ADDED_FIELDS.items():
+        if content.get(name) == unsaid:
+            del content[name]
+    return content
+
+
 def content_hash(definition: SopDefinition) -> str:
-    canonical = orjson.dumps(definition.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    canonical = orjson.dumps(stored_content(definition), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
@@ -86,7 +111,7 @@ async def _insert(
         version=definition.version,
         number=definition.number,
         title=definition.title,
-        content=definition.model_dump(mode="json"),
+        content=stored_content(definition),
         content_hash=digest,
         loaded_at=now,
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from services.core.engine.durations import Duration, is_iso_duration
@@ -152,7 +153,17 @@ def check_sop(document: Any, roles: RoleIndex | None) -> list[Finding]:
             )
     findings.extend(_unreachable(steps, step_ids, entry_points))
     findings.extend(_time_standard_range(("time_standard",), document.get("time_standard")))
+    findings.extend(_calendar_date(("effective_date",), document.get("effective_date")))
     return findings
+
+
+def _calendar_date(path: NodePath, value: Any) -> Iterator[Finding]:
+    """A date the schema's pattern let through that no calendar has (2026-02-30)."""
+    if isinstance(value, str) and len(value) == 10 and value[:4].isdigit():
+        try:
+            date.fromisoformat(value)
+        except ValueError:
+            yield Finding(path, f"{value!r} is not a date of the calendar")
 
 
 def _unique_steps(

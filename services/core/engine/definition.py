@@ -9,6 +9,7 @@ data once it is known to be valid.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -23,6 +24,9 @@ def _iso_duration(value: str) -> str:
 
 
 IsoDuration = Annotated[str, AfterValidator(_iso_duration)]
+
+DEFAULT_REVIEW_MONTHS = 12
+MAX_REVIEW_MONTHS = 60
 
 
 class StepKind(StrEnum):
@@ -122,6 +126,11 @@ class SopDefinition(_Frozen):
     steps: tuple[Step, ...]
     notes: str | None = None
     source_note: str | None = None
+    # The yearly review (docs/catalog.md): when the version took effect (None: from the
+    # day it was loaded) and how many months after that, or after the last review, the
+    # next review falls due.
+    effective_date: date | None = None
+    review_months: int = Field(default=DEFAULT_REVIEW_MONTHS, ge=1, le=MAX_REVIEW_MONTHS)
 
     def step(self, step_id: str) -> Step:
         for step in self.steps:

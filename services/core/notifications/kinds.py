@@ -25,6 +25,7 @@ EVENT_KINDS: Mapping[str, str] = {
     "certificate.expiring": "certificate_expiring",
     "domain.expiring": "domain_expiring",
     "renewal.due": "renewal_due",
+    "sop_review.opened": "review_due",
 }
 KINDS: tuple[str, ...] = tuple(dict.fromkeys(EVENT_KINDS.values()))
 # Kinds about a task: quiet once the task is no longer open.
@@ -33,6 +34,9 @@ TASK_KINDS = frozenset(
 )
 # Kinds about the court's services rather than a task: told to the operations roles.
 OPERATIONS_KINDS = frozenset(KINDS) - TASK_KINDS
+# Operations kinds told to one role rather than `ALUR_NOTIFY__OPERATIONS_ROLES`: a SOP's
+# yearly review is the Kasubbag's (`services.core.reviews.service.REVIEW_ROLE`).
+KIND_ROLES: Mapping[str, tuple[str, ...]] = {"review_due": ("kasubbag_ptip",)}
 # The kind a person may take as a daily digest.
 DIGEST_KIND = "due_soon"
 

@@ -35,7 +35,8 @@ class NotificationRecord(SQLModel, table=True):
     # email | whatsapp | telegram
     channel: str = Field(max_length=16)
     # task_opened, task_assigned, due_soon, overdue, escalated, flagged, backup_failed,
-    # monitor_down, monitor_up, certificate_expiring, domain_expiring, renewal_due
+    # monitor_down, monitor_up, certificate_expiring, domain_expiring, renewal_due,
+    # review_due
     kind: str = Field(max_length=32)
     event_type: str = Field(max_length=64)
     instance_id: str | None = Field(default=None, max_length=36)

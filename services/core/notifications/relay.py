@@ -44,6 +44,7 @@ from services.core.notifications.kinds import (
     CHAT_CHANNELS,
     DIGEST_KIND,
     EVENT_KINDS,
+    KIND_ROLES,
     OPERATIONS_KINDS,
 )
 from services.core.notifications.models import NotificationRecord
@@ -185,7 +186,7 @@ async def _resolve(
         (event.satker, role)
         for event in events
         if event.kind in OPERATIONS_KINDS
-        for role in settings.operations_roles
+        for role in _operations_roles(settings, event.kind)
     }
     holders = await acting.role_holders(session, directory, wanted, now)
     staffed_satkers = await _satkers_with_people(session, {satker for satker, _ in wanted})
@@ -201,14 +202,12 @@ async def _resolve(
                     data,
                     satker_name=satker.name if satker else event.satker,
                     timezone=satker.timezone if satker else "Asia/Jakarta",
-                    link=instance_link(settings, data["instance_id"])
-                    if data.get("instance_id")
-                    else None,
+                    link=_operations_link(settings, data),
                 )
             except (KeyError, TypeError, ValueError, AttributeError) as exc:
                 _not_understood(event, exc)
                 continue
-            roles = list(settings.operations_roles)
+            roles = _operations_roles(settings, event.kind)
         elif event.outbox_id in lanes and not _assignee_only(event):
             roles = [lanes[event.outbox_id]]
         for role in roles:
@@ -231,6 +230,19 @@ async def _resolve(
                 unstaffed += 1
         event.usernames = list(dict.fromkeys(event.usernames))
     return unstaffed
+
+
+def _operations_roles(settings: NotifySettings, kind: str) -> list[str]:
+    return list(KIND_ROLES.get(kind, settings.operations_roles))
+
+
+def _operations_link(settings: NotifySettings, data: Mapping[str, Any]) -> str | None:
+    base = settings.base_url.rstrip("/")
+    if data.get("instance_id"):
+        return instance_link(settings, str(data["instance_id"]))
+    if data.get("review_id"):
+        return f"{base}/v1/sop-reviews/{data['review_id']}"
+    return None
 
 
 async def _prepare_task_event(

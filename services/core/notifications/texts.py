@@ -116,7 +116,7 @@ def task_message(kind: str, facts: TaskFacts, data: Mapping[str, Any]) -> Messag
 def operations_message(
     kind: str, data: Mapping[str, Any], *, satker_name: str, timezone: str, link: str | None
 ) -> Message:
-    """Messages about the court's services (backups, websites, renewals)."""
+    """Messages about the court's services (backups, websites, renewals) and its SOPs' reviews."""
     if kind == "backup_failed":
         day = local_date(str(data["day"]))
         reasons: Sequence[Mapping[str, Any]] = data.get("reasons") or []
@@ -149,6 +149,22 @@ def operations_message(
             + (f", {data['provider']}" if data.get("provider") else "")
             + f") jatuh tempo {local_date(str(data['due_date']))}, {data['days_left']} hari lagi.",
             "SOP 05 sudah dimulai untuk perpanjangannya.",
+        ]
+    elif kind == "review_due":
+        subject = (
+            f"Reviu SOP {data['sop_number']:02d} {data['sop_title']} "
+            f"jatuh tempo {local_date(str(data['due_on']))}"
+        )
+        percent = data.get("on_time_percent")
+        lines = [
+            f"SOP {data['sop_number']:02d} {data['sop_title']} (versi {data['version']}) "
+            f"{satker_name} perlu direviu: tetap digunakan atau direvisi.",
+            "Ketepatan waktu sejak reviu terakhir: "
+            + (
+                "belum ada tugas yang dinilai."
+                if percent is None
+                else f"{float(percent):.1f} %.".replace(".", ",", 1)
+            ),
         ]
     else:  # pragma: no cover - kinds.OPERATIONS_KINDS names every kind above
         raise ValueError(f"no template for {kind}")

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services.core.audit.models import AuditEventRecord
+from services.core.dates import long_date
 from services.core.engine.definition import Catalog
 from services.core.engine.state import Actor
 from services.core.instances.models import InstanceRecord
@@ -22,7 +23,6 @@ from services.core.reports.pdf import MonevForm, MonevSection, Signatory
 from services.core.reports.periods import (
     Period,
     local_stamp,
-    long_date,
     percent_id,
     today,
     working_span_id,

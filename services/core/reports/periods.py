@@ -11,22 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from services.core.dates import long_date
 from services.core.errors import AlurError
 
-MONTHS_ID = (
-    "Januari",
-    "Februari",
-    "Maret",
-    "April",
-    "Mei",
-    "Juni",
-    "Juli",
-    "Agustus",
-    "September",
-    "Oktober",
-    "November",
-    "Desember",
-)
 # Long enough for a year, leap or not, with room; longer spans are refused.
 MAX_DAYS = 400
 _PERIOD = re.compile(r"^(?P<year>\d{4})(?:-(?:Q(?P<quarter>[1-4])|(?P<month>0[1-9]|1[0-2])))?$")
@@ -92,11 +79,6 @@ def parse(text: str) -> Period:
 def _month_end(year: int, month: int) -> date:
     following = date(year + (month == 12), month % 12 + 1, 1)
     return following - timedelta(days=1)
-
-
-def long_date(day: date) -> str:
-    """`31 Desember 2026`."""
-    return f"{day.day} {MONTHS_ID[day.month - 1]} {day.year}"
 
 
 def local_stamp(instant: datetime, timezone: str) -> str:

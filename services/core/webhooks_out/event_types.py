@@ -380,6 +380,29 @@ EVENT_TYPES: tuple[EventType, ...] = (
         "renewal:3",
     ),
     _finding(
+        "sop_review.opened", "A SOP's yearly review fell due in the satker; its Kasubbag "
+        "decides to keep or revise it (`/v1/sop-reviews/{review_id}`, with the figures).",
+        {"review_id": STRING, "sop": STRING, "sop_number": INTEGER, "sop_title": STRING,
+         "version": INTEGER, "due_on": DATE, "on_time_percent": nullable(NUMBER)},
+        {"review_id": "3e0b9c1a-6d2f-4b7e-9a8c-1f2e3d4c5b6a", "sop": "gangguan-jaringan",
+         "sop_number": 7, "sop_title": "Penanganan Gangguan Jaringan Komunikasi Data",
+         "version": 1,
+         "due_on": "2026-12-04", "on_time_percent": 87.5},
+        "sop_review:3e0b9c1a-6d2f-4b7e-9a8c-1f2e3d4c5b6a",
+    ),
+    _finding(
+        "sop_review.completed", "The Kasubbag decided a SOP review: `tetap` (keep the SOP "
+        "as it is) or `revisi` (revise it).",
+        {"review_id": STRING, "sop": STRING, "version": INTEGER, "due_on": DATE,
+         "decision": {"enum": ["tetap", "revisi"]}, "note": nullable(STRING),
+         "completed_by": STRING, "acting_for": nullable(ACTING)},
+        {"review_id": "3e0b9c1a-6d2f-4b7e-9a8c-1f2e3d4c5b6a", "sop": "gangguan-jaringan",
+         "version": 1, "due_on": "2026-12-04", "decision": "revisi",
+         "note": "Waktu langkah 3 terlalu singkat", "completed_by": "rahmat",
+         "acting_for": None},
+        "sop_review:3e0b9c1a-6d2f-4b7e-9a8c-1f2e3d4c5b6a",
+    ),
+    _finding(
         "webhook.subscription_disabled", "A webhook subscription was disabled: its "
         "deliveries failed for too long, or the receiver answered 410 Gone.",
         {"subscription_id": STRING, "url": STRING, "reason": STRING,
