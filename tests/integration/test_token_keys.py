@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.core.auth import keys
 from services.core.db import session_factory, unit_of_work, utcnow
 from services.core.identity import jwks as remote_jwks
+from services.core.people import acting
 from services.core.settings import PROJECT_ROOT, Settings
 from tests.people import add_person, sign_in
 from tests.support import TokenFactory, serving
@@ -155,6 +156,23 @@ async def test_the_key_ring_keeps_its_keys_while_the_database_is_away(
     clock[0] += keys.UNKNOWN_KID_INTERVAL_SECONDS
     await ring.refresh()
     assert not ring.stale()
+
+
+async def test_caches_reload_while_a_request_holds_the_writing_connection(
+    migrated: Settings, engine: AsyncEngine
+) -> None:
+    """A sign-in holds the process's one writing connection on SQLite; the signing keys
+    and the acting assignments it reads meanwhile must not wait for that connection
+    (they did: 30 s, then the pool's timeout, seen from the console's browser tests)."""
+    sessions = session_factory(engine)
+    async with unit_of_work(sessions) as session:
+        await keys.ensure_key(session, migrated.auth, utcnow())
+    ring = keys.KeyRing(sessions, migrated.auth)
+    registry = acting.ActingRegistry(sessions)
+    async with unit_of_work(sessions):  # the writer, held as a sign-in holds it
+        await asyncio.wait_for(ring.refresh(unknown_kid=True), timeout=10)
+        assert ring.public_keys()
+        assert await asyncio.wait_for(registry.current("budi", "pn-tais", utcnow()), 10) == ()
 
 
 # --- an identity provider's JWKS URL ----------------------------------------------------

@@ -67,6 +67,9 @@ async def token(
     response: Response,
     context: Context,
 ) -> TokenAnswer:
+    # The signing key, (re)loaded before the transaction: on SQLite, loading it inside
+    # would wait for the one writing connection this request holds.
+    await context.sign_in.keys.signing_key()
     async with context.unit() as work:
         tokens = await auth.sign_in(
             work.session,
@@ -95,6 +98,7 @@ async def refresh(
     response: Response,
     context: Context,
 ) -> TokenAnswer:
+    await context.sign_in.keys.signing_key()  # before the transaction, as in `token`
     # The transaction is committed before a refusal is answered: a reuse revokes.
     async with context.unit() as work:
         outcome = await auth.refresh_tokens(

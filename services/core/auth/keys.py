@@ -201,7 +201,7 @@ class KeyRing:
 
     async def _load(self) -> None:
         self._attempted_at = self._clock()
-        async with unit_of_work(self._sessions) as session:
+        async with unit_of_work(self._sessions, read_only=True) as session:
             records = await live_keys(session, self._auth, utcnow())
         signing = next((r for r in records if r.superseded_at is None), None)
         self._loaded = _Loaded(

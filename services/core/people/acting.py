@@ -290,7 +290,7 @@ class ActingRegistry:
 
     async def _load(self) -> None:
         started, generation = self._clock(), self._generation
-        async with unit_of_work(self._sessions) as session:
+        async with unit_of_work(self._sessions, read_only=True) as session:
             rows = (
                 await session.execute(
                     select(ActingRecord, col(PersonRecord.satker_id))
