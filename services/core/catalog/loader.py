@@ -82,6 +82,19 @@ def validate_catalog(path: Path) -> list[CatalogProblem]:
     return _load(path)[0]
 
 
+def load_roles(path: Path) -> tuple[Role, ...]:
+    """The roles of the catalog in directory `path` alone (the SOP files may be being
+    written); raises `CatalogInvalid` listing the problems of roles.yaml."""
+    doc = _read(path / ROLES_FILE)
+    if doc.readable:
+        doc.report(_schema_findings(_validator("roles"), doc.data))
+        doc.report(check_roles(doc.data)[0])
+    roles = _build(doc, lambda data: tuple(Role.model_validate(r) for r in data["roles"]))
+    if doc.problems or roles is None:
+        raise CatalogInvalid(doc.problems)
+    return roles
+
+
 @dataclass
 class _Document:
     shown: str
