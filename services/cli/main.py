@@ -10,7 +10,7 @@ import sys
 from enum import StrEnum
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import orjson
 import typer
@@ -335,6 +335,64 @@ def catalog_new(
     if problems:
         raise typer.Exit(2)
     typer.echo(skeleton(code, number, title.strip(), wanted), nl=False)
+
+
+@catalog_app.command("import")
+def catalog_import(
+    bpmn: Annotated[
+        Path, typer.Option("--bpmn", help="A BPMN 2.0 file from bpmn.io or Camunda Modeler.")
+    ],
+    out: Annotated[
+        Path | None, typer.Option(help="Write the SOP file here (default: standard output).")
+    ] = None,
+    code: Annotated[str | None, typer.Option(help="The SOP's code (default: TODO).")] = None,
+    number: Annotated[
+        int | None, typer.Option(min=1, max=9999, help="Its number (default: TODO).")
+    ] = None,
+    path: Annotated[Path | None, typer.Option(help="Catalog directory (for roles.yaml).")] = None,
+) -> None:
+    """Turn a BPMN diagram into a catalog SOP file: lanes become role ids, tasks steps,
+    named gateway flows outcomes; every field BPMN cannot carry is a TODO that
+    `alur catalog validate` reports by line."""
+    from services.core.catalog.bpmn_import import BpmnRefused, read_bpmn, to_yaml
+    from services.core.catalog.loader import load_roles
+    from services.core.catalog.skeleton import CODE_PATTERN
+
+    def refuse(problem: str) -> NoReturn:
+        typer.echo(f"error: {bpmn}: {problem}", err=True)
+        raise typer.Exit(2)
+
+    if code is not None and not CODE_PATTERN.match(code):
+        typer.echo(f"error: code {code!r}: lowercase letters, digits and dashes", err=True)
+        raise typer.Exit(2)
+    if out is not None and out.exists():
+        typer.echo(f"error: {out} exists; choose another --out or remove it", err=True)
+        raise typer.Exit(2)
+    try:
+        if bpmn.stat().st_size > _MAX_BPMN_BYTES:
+            refuse(f"larger than {_MAX_BPMN_BYTES // 2**20} MiB")
+        data = bpmn.read_bytes()
+    except OSError as exc:
+        refuse(f"cannot read it ({exc.strerror or exc})")
+    roles = load_roles(path or get_settings().catalog.path)
+    try:
+        imported = read_bpmn(data, roles)
+    except BpmnRefused as exc:
+        refuse(str(exc))
+    text = to_yaml(imported, source=bpmn.name, code=code, number=number)
+    if out is None:
+        typer.echo(text, nl=False)
+        return
+    out.write_text(text, encoding="utf-8")
+    todos = sum(1 for line in text.splitlines() if "# TODO:" in line)
+    typer.echo(
+        f"wrote {out}: {len(imported.steps)} steps, {todos} TODOs to fill in "
+        "(alur catalog validate lists them)",
+        err=True,
+    )
+
+
+_MAX_BPMN_BYTES = 10 * 2**20
 
 
 @catalog_app.command("diff")

@@ -256,3 +256,41 @@ def test_catalog_new_writes_a_skeleton_that_validates(alur: Alur, tmp_path: Path
     for problem in ("code 'wifi-internet' is taken", "number 8 is taken",
                     "lane 'hakim_agung' is no role"):  # fmt: skip
         assert problem in refused.stderr
+
+
+def test_catalog_import_bpmn_writes_todos_that_validate_names(alur: Alur, tmp_path: Path) -> None:
+    catalog = tmp_path / "catalog"
+    shutil.copytree(PROJECT_ROOT / "sop_catalog", catalog)
+    target = catalog / "13-pengaduan-jaringan.yaml"
+    sample = PROJECT_ROOT / "tests" / "data" / "pengaduan-jaringan.bpmn"
+    made = alur(
+        "catalog", "import", "--bpmn", str(sample), "--out", str(target),
+        "--code", "pengaduan-jaringan", "--number", "13", "--path", str(catalog),
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert f"wrote {target}: 5 steps, 25 TODOs" in made.stderr
+    checked = alur("catalog", "validate", str(catalog))
+    assert checked.returncode == 1
+    text = target.read_text().splitlines()
+    line = next(n for n, row in enumerate(text, start=1) if row.startswith("warning: TODO"))
+    assert f"13-pengaduan-jaringan.yaml:{line}: warning: TODO: fill in" in checked.stderr
+    assert "25 problem(s)" in checked.stderr
+
+    again = alur("catalog", "import", "--bpmn", str(sample), "--out", str(target))
+    assert again.returncode == 2
+    assert "exists" in again.stderr
+    broken = tmp_path / "paralel.bpmn"
+    broken.write_text(
+        sample.read_text()
+        .replace(
+            'bpmn:exclusiveGateway id="Gateway_0putus"', 'bpmn:parallelGateway id="Gateway_0putus"'
+        )
+        .replace(
+            "</bpmn:exclusiveGateway>\n    <bpmn:receiveTask",
+            "</bpmn:parallelGateway>\n    <bpmn:receiveTask",
+        )
+    )
+    refused = alur("catalog", "import", "--bpmn", str(broken))
+    assert refused.returncode == 2
+    assert f"error: {broken}: the process has a parallel gateway" in refused.stderr
+    assert refused.stdout == ""

@@ -2,7 +2,10 @@
 
 The model is what SpiffWorkflow's parser accepts and the layout is what bpmn.io /
 Camunda Modeler show without "auto layout": one pool, one horizontal lane per role that
-carries a step, nodes in columns by rank, orthogonal edges from border to border.
+carries a step, nodes in columns by rank, orthogonal edges from border to border. Tasks
+are sized to their wrapped names (see `task_size`), columns and rows to what they hold,
+and every external label (events, gateways, outcome flows) gets explicit bounds clear
+of the shapes.
 
 Mapping of step kinds:
 
@@ -28,6 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
@@ -58,17 +62,104 @@ _SIZES = {
     "endEvent": (36, 36),
     "exclusiveGateway": (50, 50),
 }
-_TASK_SIZE = (100, 80)
+_TASK_SIZE = (100, 80)  # bpmn.io's own task size: the smallest box drawn here
 
-# Geometry, in the pixels bpmn.io uses for its own defaults.
+# Geometry, in pixels.
 _POOL_X = 160
 _POOL_Y = 80
 _POOL_LABEL_WIDTH = 30  # the vertical band holding the pool's name
 _LANE_PAD_LEFT = 30
 _LANE_PAD_RIGHT = 30
-_COLUMN_WIDTH = 180  # room for a 100 px task and a labelled edge between columns
-_ROW_HEIGHT = 130  # a task plus space above it for edges that loop back
+_COLUMN_GAP = 70  # between the widest things of neighbouring columns: edges run in it
+_ROW_MARGIN = 50  # above and below (half each) the tallest things of a row
 _CORRIDOR = 12  # distance from a row's edge of the lines that run along it
+_LABEL_GAP = 4  # between a label and the shape or line it belongs to
+# bpmn.io wraps an external label (an event's, a gateway's, a flow's name) at 90 px,
+# centred on the middle of its bounds, in 11 px type: measured at 12 px it fits.
+_LABEL_WIDTH = 90
+
+# --- Text metrics --------------------------------------------------------------------
+#
+# bpmn.io draws labels in 12 px Arial with a line height of 1.2; a task's name is
+# wrapped inside the box less 7 px of padding on each side and centred both ways. The
+# widths below are Arial's advance widths (units of 1/1000 em) for the characters SOP
+# texts use; anything else counts as a capital M, so an estimate errs on the wide side.
+
+FONT_SIZE = 12
+LINE_HEIGHT = FONT_SIZE * 1.2
+TASK_PADDING = 7
+# The task-type marker (user, gear, envelope) sits in the top left corner, within the
+# top 30 px. A task is tall enough that its centred name starts below that band, so the
+# first line, which opens with the step number ("3. ..."), is never under the marker.
+ICON_BAND = 30
+_SLACK = 1.08  # browsers' metrics and kerning differ a little from the table
+
+_ARIAL = {
+    **dict.fromkeys("ijl", 222),
+    **dict.fromkeys(" ,.:;!'|/\\fIt[]", 278),
+    **dict.fromkeys('r-()"`{}', 333),
+    **dict.fromkeys("Jcksvxyz*", 500),
+    **dict.fromkeys("abdeghnopqu0123456789?$#_", 556),
+    **dict.fromkeys("FTZL", 611),
+    **dict.fromkeys("ABEKPSVXY&", 667),
+    **dict.fromkeys("CDHNRUw", 722),
+    **dict.fromkeys("GOQ", 778),
+    **dict.fromkeys("mM", 833),
+    "W": 944,
+    "%": 889,
+    "–": 556,
+}
+_WIDEST = 944
+
+
+def text_width(text: str) -> float:
+    """Estimated width in px of `text` on one line at bpmn.io's default font."""
+    units = sum(_ARIAL.get(character, _WIDEST) for character in text)
+    return units * FONT_SIZE / 1000 * _SLACK
+
+
+def wrap_text(text: str, width: float) -> list[str]:
+    """`text` broken greedily at spaces into lines no wider than `width` (a word that is
+    wider stands alone on its line), as bpmn.io breaks a label."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and text_width(f"{lines[-1]} {word}") <= width:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def text_height(lines: int) -> int:
+    return math.ceil(lines * LINE_HEIGHT)
+
+
+def task_size(name: str) -> tuple[int, int]:
+    """The box of a task named `name`: the narrowest of a few widths that holds the
+    name in at most three lines (the widest otherwise), tall enough for the lines and the
+    marker band above them."""
+    longest_word = max((text_width(word) for word in name.split()), default=0.0)
+    for width in _TASK_WIDTHS:
+        inner = width - 2 * TASK_PADDING
+        if inner < longest_word:
+            continue
+        lines = wrap_text(name, inner)
+        if len(lines) <= _TASK_MAX_LINES:
+            break
+    else:
+        width = max(_TASK_WIDTHS[-1], math.ceil(longest_word) + 2 * TASK_PADDING)
+        lines = wrap_text(name, width - 2 * TASK_PADDING)
+    height = max(_TASK_SIZE[1], text_height(len(lines)) + 2 * ICON_BAND)
+    return width, _round_up(height, 2)
+
+
+_TASK_WIDTHS = (100, 130, 160, 190, 220)
+_TASK_MAX_LINES = 3
+
+
+def _round_up(value: float, step: int) -> int:
+    return math.ceil(value / step) * step
+
 
 _NCNAME_INVALID = re.compile(r"[^A-Za-z0-9_.\-]")
 
@@ -85,7 +176,7 @@ class _Node:
 
     @property
     def size(self) -> tuple[int, int]:
-        return _SIZES.get(self.tag, _TASK_SIZE)
+        return _SIZES.get(self.tag) or task_size(self.name or "")
 
 
 @dataclass(frozen=True)
@@ -252,33 +343,27 @@ def _write_process(
 
 
 def _write_diagram(root: ET.Element, pid: str, graph: _Graph, lane_ids: Mapping[str, str]) -> None:
-    ranks = _rank(graph)
-    boxes, bands = _layout(graph.nodes, list(lane_ids), ranks)
+    layout = _layout(graph, list(lane_ids))
     diagram = ET.SubElement(root, "bpmndi:BPMNDiagram", id=f"BPMNDiagram_{pid}")
     plane = ET.SubElement(
         diagram, "bpmndi:BPMNPlane", id=f"BPMNPlane_{pid}", bpmnElement=f"Collaboration_{pid}"
     )
-    pool = _pool_box(bands, ranks)
+    pool = layout.pool
     _shape(plane, f"Participant_{pid}", pool, horizontal=True)
     for lane, lane_id in lane_ids.items():
-        top, bottom = bands[lane]
+        top, bottom = layout.bands[lane]
         lane_box = _Box(
             pool.x + _POOL_LABEL_WIDTH, top, pool.width - _POOL_LABEL_WIDTH, bottom - top
         )
         _shape(plane, lane_id, lane_box, horizontal=True)
     for node in graph.nodes:
-        _shape(plane, node.id, boxes[node.id])
-    gateways = {node.id for node in graph.nodes if node.tag == "exclusiveGateway"}
+        _shape(plane, node.id, layout.boxes[node.id], label=layout.labels.get(node.id))
     for flow in graph.flows:
         edge = ET.SubElement(plane, "bpmndi:BPMNEdge", id=f"{flow.id}_di", bpmnElement=flow.id)
-        waypoints = _route(
-            boxes[flow.source],
-            boxes[flow.target],
-            span=ranks[flow.target] - ranks[flow.source],
-            from_gateway=flow.source in gateways,
-        )
-        for x, y in waypoints:
+        for x, y in _route(layout, flow):
             ET.SubElement(edge, "di:waypoint", x=str(x), y=str(y))
+        if flow.id in layout.labels:
+            _label(edge, layout.labels[flow.id])
 
 
 def _build_graph(sop: SopDefinition) -> _Graph:
@@ -419,78 +504,228 @@ def _rank(graph: _Graph) -> dict[str, int]:
     return ranks
 
 
-def _layout(
-    nodes: list[_Node], lanes: list[str], ranks: Mapping[str, int]
-) -> tuple[dict[str, _Box], dict[str, tuple[int, int]]]:
-    """Node boxes, and each lane's band as (top, bottom).
+@dataclass
+class _Layout:
+    """Where everything goes: node boxes, label bounds (by node or flow id), each
+    lane's band and each node's row as (top, bottom), the x of each column's left
+    edge (and of the last one's right edge), and the side each flow leaves by."""
 
-    Nodes sharing a lane and a column are stacked in rows; a lane is as tall as its
-    fullest column.
-    """
-    rows: dict[str, int] = {}
+    ranks: dict[str, int]
+    boxes: dict[str, _Box]
+    labels: dict[str, _Box]
+    bands: dict[str, tuple[int, int]]
+    rows: dict[str, tuple[int, int]]
+    columns: list[int]
+    exits: dict[str, str]
+    pool: _Box
+
+    def top_track(self, node_id: str) -> int:
+        """The y of the free track along the top margin of the node's row."""
+        return self.rows[node_id][0] + _CORRIDOR
+
+    def bottom_track(self, node_id: str) -> int:
+        return self.rows[node_id][1] - _CORRIDOR
+
+    def left_gutter(self, node_id: str) -> int:
+        """The x of the free gap left of the node's column (right: after it)."""
+        return self.columns[self.ranks[node_id]]
+
+    def right_gutter(self, node_id: str) -> int:
+        return self.columns[self.ranks[node_id] + 1]
+
+
+@dataclass(frozen=True)
+class _Extent:
+    """How far a node and its labels reach from the node's centre."""
+
+    left: int
+    right: int
+    up: int
+    down: int
+
+
+def _layout(graph: _Graph, lanes: list[str]) -> _Layout:
+    """Nodes in columns by rank and, within a lane, in rows where a lane and a column
+    hold several. Each column is as wide, and each row as tall, as the largest node
+    with its labels plus a margin for the lines that run between them, so neither
+    shapes nor labels can meet."""
+    ranks = _rank(graph)
+    lane_index = {lane: index for index, lane in enumerate(lanes)}
+    row_of: dict[str, int] = {}
     cell_sizes: dict[tuple[str, int], int] = {}
-    for node in nodes:
+    for node in graph.nodes:
         cell = (node.lane, ranks[node.id])
-        rows[node.id] = cell_sizes.get(cell, 0)
-        cell_sizes[cell] = rows[node.id] + 1
+        row_of[node.id] = cell_sizes.get(cell, 0)
+        cell_sizes[cell] = row_of[node.id] + 1
+    place = {node.id: (lane_index[node.lane], row_of[node.id]) for node in graph.nodes}
+    tags = {node.id: node.tag for node in graph.nodes}
+    exits = {flow.id: _exit(flow, ranks, place, tags) for flow in graph.flows}
+    attached = _attached_labels(graph, exits)
+    extents = {
+        node.id: _extent(node.size, [box for _, box in attached[node.id]]) for node in graph.nodes
+    }
+
+    column_count = max(ranks.values(), default=0) + 1
+    left = [_max(extents[n].left for n in ranks if ranks[n] == c) for c in range(column_count)]
+    right = [_max(extents[n].right for n in ranks if ranks[n] == c) for c in range(column_count)]
+    columns = [_POOL_X + _POOL_LABEL_WIDTH + _LANE_PAD_LEFT]
+    centres_x = []
+    for column in range(column_count):
+        centres_x.append(columns[-1] + _COLUMN_GAP // 2 + left[column])
+        columns.append(centres_x[-1] + right[column] + _COLUMN_GAP // 2)
 
     bands: dict[str, tuple[int, int]] = {}
+    row_bands: dict[tuple[int, int], tuple[int, int]] = {}
+    centres_y: dict[tuple[int, int], int] = {}
     top = _POOL_Y
     for lane in lanes:
+        lane_top = top
         row_count = max(
             (size for (cell_lane, _), size in cell_sizes.items() if cell_lane == lane), default=1
         )
-        bands[lane] = (top, top + row_count * _ROW_HEIGHT)
-        top += row_count * _ROW_HEIGHT
+        for row in range(row_count):
+            key = (lane_index[lane], row)
+            members = [n for n in place if place[n] == key]
+            up = _max(extents[n].up for n in members)
+            down = _max(extents[n].down for n in members)
+            centres_y[key] = top + _ROW_MARGIN // 2 + up
+            row_bands[key] = (top, top + _ROW_MARGIN + up + down)
+            top = row_bands[key][1]
+        bands[lane] = (lane_top, top)
 
-    first_column = _POOL_X + _POOL_LABEL_WIDTH + _LANE_PAD_LEFT
     boxes: dict[str, _Box] = {}
-    for node in nodes:
+    labels: dict[str, _Box] = {}
+    for node in graph.nodes:
         width, height = node.size
-        cx = first_column + ranks[node.id] * _COLUMN_WIDTH + _COLUMN_WIDTH // 2
-        cy = bands[node.lane][0] + rows[node.id] * _ROW_HEIGHT + _ROW_HEIGHT // 2
+        cx, cy = centres_x[ranks[node.id]], centres_y[place[node.id]]
         boxes[node.id] = _Box(cx - width // 2, cy - height // 2, width, height)
-    return boxes, bands
+        for owner, box in attached[node.id]:
+            labels[owner] = _Box(cx + box.x, cy + box.y, box.width, box.height)
+    pool = _Box(_POOL_X, _POOL_Y, columns[-1] + _LANE_PAD_RIGHT - _POOL_X, top - _POOL_Y)
+    rows = {node_id: row_bands[key] for node_id, key in place.items()}
+    return _Layout(ranks, boxes, labels, bands, rows, columns, exits, pool)
 
 
-def _pool_box(bands: Mapping[str, tuple[int, int]], ranks: Mapping[str, int]) -> _Box:
-    columns = max(ranks.values(), default=0) + 1
-    width = _POOL_LABEL_WIDTH + _LANE_PAD_LEFT + columns * _COLUMN_WIDTH + _LANE_PAD_RIGHT
-    bottom = max((band[1] for band in bands.values()), default=_POOL_Y + _ROW_HEIGHT)
-    return _Box(_POOL_X, _POOL_Y, width, bottom - _POOL_Y)
+def _max(values: Iterable[int]) -> int:
+    return max(values, default=0)
 
 
-def _route(source: _Box, target: _Box, *, span: int, from_gateway: bool) -> list[tuple[int, int]]:
-    """Orthogonal waypoints from `source`'s border to `target`'s border.
+def _exit(
+    flow: _Flow,
+    ranks: Mapping[str, int],
+    place: Mapping[str, tuple[int, int]],
+    tags: Mapping[str, str],
+) -> str:
+    """The side a flow leaves its source by: `right`, `top`, `bottom`, or `top-left`
+    for a loop back (which turns left along the top of the row)."""
+    span = ranks[flow.target] - ranks[flow.source]
+    source, target = place[flow.source], place[flow.target]
+    if span >= 1:
+        if source == target:
+            return "right" if span == 1 else "bottom"
+        if tags[flow.source] != "exclusiveGateway":
+            return "right"
+        # A branch leaves the diamond by its top or bottom vertex, so it does not share
+        # the right vertex with the branch that goes straight on.
+        return "bottom" if target > source else "top"
+    return "right" if flow.source == flow.target else "top-left"
 
-    `span` is the number of columns from source to target (not positive for a loop).
+
+def _attached_labels(graph: _Graph, exits: Mapping[str, str]) -> dict[str, list[tuple[str, _Box]]]:
+    """Each node's labels (its own name's and its named outgoing flows'), as boxes
+    relative to the node's centre.
+
+    An event's name sits above it (no flow touches an event's top); a gateway's
+    question below it, left of the bottom vertex; a flow's name beside the line where it
+    leaves the gateway: above it when it leaves by the right vertex, right of the line
+    (left of it for a loop back) when it leaves by the top or the bottom vertex. Names
+    that would share a spot are stacked away from the shape.
+    """
+    attached: dict[str, list[tuple[str, _Box]]] = {node.id: [] for node in graph.nodes}
+    gap = _LABEL_GAP
+    for node in graph.nodes:
+        if not node.name or node.tag not in _SIZES:
+            continue
+        width, height = _label_size(node.name)
+        half_height = node.size[1] // 2
+        if node.tag == "exclusiveGateway":
+            box = _Box(-gap - width, half_height + gap, width, height)
+        else:
+            box = _Box(-(width // 2), -half_height - gap - height, width, height)
+        attached[node.id].append((node.id, box))
+
+    sizes = {node.id: node.size for node in graph.nodes}
+    gateways = {node.id for node in graph.nodes if node.tag == "exclusiveGateway"}
+    stacked: dict[tuple[str, str], int] = {}
+    for flow in graph.flows:
+        if not flow.name or flow.source not in gateways:
+            continue
+        width, height = _label_size(flow.name)
+        half_width, half_height = sizes[flow.source][0] // 2, sizes[flow.source][1] // 2
+        side = exits[flow.id]
+        offset = stacked.get((flow.source, side), 0)
+        stacked[(flow.source, side)] = offset + height + gap
+        if side == "right":
+            box = _Box(half_width + gap, -gap - height - offset, width, height)
+        elif side == "bottom":
+            box = _Box(gap, half_height + gap + offset, width, height)
+        elif side == "top":
+            box = _Box(gap, -half_height - gap - height - offset, width, height)
+        else:
+            box = _Box(-gap - width, -half_height - gap - height - offset, width, height)
+        attached[flow.source].append((flow.id, box))
+    return attached
+
+
+def _label_size(text: str) -> tuple[int, int]:
+    lines = wrap_text(text, _LABEL_WIDTH)
+    return math.ceil(max(text_width(line) for line in lines)) + 2, text_height(len(lines))
+
+
+def _extent(size: tuple[int, int], labels: Iterable[_Box]) -> _Extent:
+    width, height = size
+    extent = _Extent(width // 2, width - width // 2, height // 2, height - height // 2)
+    for box in labels:
+        extent = _Extent(
+            max(extent.left, -box.x),
+            max(extent.right, box.x + box.width),
+            max(extent.up, -box.y),
+            max(extent.down, box.y + box.height),
+        )
+    return extent
+
+
+def _route(layout: _Layout, flow: _Flow) -> list[tuple[int, int]]:
+    """Orthogonal waypoints from the source's border to the target's border.
+
     Vertical runs use the gutters between columns and horizontal runs that cross
     columns use the empty margins of a row (loops above the shapes, skips below), so a
     line never passes through a shape.
     """
+    source, target = layout.boxes[flow.source], layout.boxes[flow.target]
+    span = layout.ranks[flow.target] - layout.ranks[flow.source]
+    side = layout.exits[flow.id]
     if span >= 1:
         if source.cy == target.cy:
             if span == 1:
                 return [source.right(), target.left()]
-            below = _bottom_track(target)
+            below = layout.bottom_track(flow.target)
             return [source.bottom(), (source.cx, below), (target.cx, below), target.bottom()]
-        gutter = source.cx + _COLUMN_WIDTH // 2
-        if from_gateway:
-            # A branch leaves the diamond by its top or bottom vertex, so it does not
-            # share the right vertex with the branch that goes straight on.
-            if target.cy > source.cy:
-                vertex, lane_y = source.bottom(), _bottom_track(source)
-            else:
-                vertex, lane_y = source.top(), _top_track(source)
-            leave = [vertex, (source.cx, lane_y), (gutter, lane_y)]
+        gutter = layout.right_gutter(flow.source)
+        if side == "bottom":
+            track = layout.bottom_track(flow.source)
+            leave = [source.bottom(), (source.cx, track), (gutter, track)]
+        elif side == "top":
+            track = layout.top_track(flow.source)
+            leave = [source.top(), (source.cx, track), (gutter, track)]
         else:
             leave = [source.right(), (gutter, source.cy)]
         if span == 1:
             return [*leave, (gutter, target.cy), target.left()]
-        below = _bottom_track(target)
+        below = layout.bottom_track(flow.target)
         return [*leave, (gutter, below), (target.cx, below), target.bottom()]
 
-    above = _top_track(target)
+    above = layout.top_track(flow.target)
     if source == target:
         # A step that repeats itself: out of the right side, back in from above.
         right_x = source.right()[0] + _CORRIDOR
@@ -503,8 +738,8 @@ def _route(source: _Box, target: _Box, *, span: int, from_gateway: bool) -> list
         ]
     if source.cy == target.cy:
         return [source.top(), (source.cx, above), (target.cx, above), target.top()]
-    own_above = _top_track(source)
-    gutter = source.cx - _COLUMN_WIDTH // 2
+    own_above = layout.top_track(flow.source)
+    gutter = layout.left_gutter(flow.source)
     return [
         source.top(),
         (source.cx, own_above),
@@ -513,15 +748,6 @@ def _route(source: _Box, target: _Box, *, span: int, from_gateway: bool) -> list
         (target.cx, above),
         target.top(),
     ]
-
-
-def _top_track(box: _Box) -> int:
-    """The y of the free track along the top margin of `box`'s row."""
-    return box.cy - _ROW_HEIGHT // 2 + _CORRIDOR
-
-
-def _bottom_track(box: _Box) -> int:
-    return box.cy + _ROW_HEIGHT // 2 - _CORRIDOR
 
 
 def _describe_step(step: Step) -> str | None:
@@ -575,13 +801,30 @@ def _documentation(element: ET.Element, text: str | None) -> None:
         _sub(element, "documentation").text = text
 
 
-def _shape(plane: ET.Element, element_id: str, box: _Box, *, horizontal: bool = False) -> None:
+def _shape(
+    plane: ET.Element,
+    element_id: str,
+    box: _Box,
+    *,
+    horizontal: bool = False,
+    label: _Box | None = None,
+) -> None:
     attributes = {"id": f"{element_id}_di", "bpmnElement": element_id}
     if horizontal:
         attributes["isHorizontal"] = "true"
     shape = ET.SubElement(plane, "bpmndi:BPMNShape", attributes)
+    _bounds(shape, box)
+    if label is not None:
+        _label(shape, label)
+
+
+def _label(parent: ET.Element, box: _Box) -> None:
+    _bounds(ET.SubElement(parent, "bpmndi:BPMNLabel"), box)
+
+
+def _bounds(parent: ET.Element, box: _Box) -> None:
     ET.SubElement(
-        shape,
+        parent,
         "dc:Bounds",
         x=str(box.x),
         y=str(box.y),

@@ -30,6 +30,7 @@ from services.core.catalog.validation import (
     RoleIndex,
     check_roles,
     check_sop,
+    check_todos,
     check_unique_sops,
 )
 from services.core.engine.definition import Catalog, Role, SopDefinition
@@ -81,19 +82,41 @@ def validate_catalog(path: Path) -> list[CatalogProblem]:
     return _load(path)[0]
 
 
+def load_roles(path: Path) -> tuple[Role, ...]:
+    """The roles of the catalog in directory `path` alone (the SOP files may be being
+    written); raises `CatalogInvalid` listing the problems of roles.yaml."""
+    doc = _read(path / ROLES_FILE)
+    if doc.readable:
+        doc.report(_schema_findings(_validator("roles"), doc.data))
+        doc.report(check_roles(doc.data)[0])
+    roles = _build(doc, lambda data: tuple(Role.model_validate(r) for r in data["roles"]))
+    if doc.problems or roles is None:
+        raise CatalogInvalid(doc.problems)
+    return roles
+
+
 @dataclass
 class _Document:
     shown: str
     data: Any
     problems: list[CatalogProblem]
+    # Nodes whose value is `TODO`: reported once as such, never for what they are not.
+    todos: tuple[NodePath, ...] = ()
 
     @property
     def readable(self) -> bool:
         return not any(problem.field == DOCUMENT for problem in self.problems)
 
-    def report(self, findings: Iterable[Finding]) -> None:
+    def report_todos(self) -> None:
+        findings = list(check_todos(self.data))
+        self.todos = tuple(finding.path for finding in findings)
         for finding in findings:
             self.problems.append(self.problem(finding.path, finding.message))
+
+    def report(self, findings: Iterable[Finding]) -> None:
+        for finding in findings:
+            if not any(finding.path[: len(todo)] == todo for todo in self.todos):
+                self.problems.append(self.problem(finding.path, finding.message))
 
     def problem(self, path: NodePath, message: str) -> CatalogProblem:
         return CatalogProblem(self.shown, locate(self.data, path), field_name(path), message)
@@ -103,6 +126,9 @@ def _load(path: Path) -> tuple[list[CatalogProblem], Catalog | None]:
     roles_doc = _read(path / ROLES_FILE)
     sop_docs = [_read(file) for file in sorted(path.glob("*.yaml")) if file.name != ROLES_FILE]
 
+    for doc in (roles_doc, *sop_docs):
+        if doc.readable:
+            doc.report_todos()
     roles_index: RoleIndex | None = None
     if roles_doc.readable:
         roles_doc.report(_schema_findings(_validator("roles"), roles_doc.data))

@@ -17,6 +17,9 @@ from services.core.engine.durations import Duration, is_iso_duration
 
 NodePath = tuple[str | int, ...]
 
+# What `alur catalog import` writes for a field a BPMN file cannot carry.
+TODO = "TODO"
+
 # Steps of these kinds may branch: a decision always, an automated check on its result.
 _BRANCHING_KINDS = ("decision", "automated")
 
@@ -336,3 +339,17 @@ def check_unique_sops(documents: Sequence[tuple[str, Any]]) -> Iterator[tuple[in
                 )
             else:
                 first[value] = file
+
+
+def check_todos(document: Any, path: NodePath = ()) -> Iterator[Finding]:
+    """Every value that is exactly `TODO`: a placeholder left to fill in (the problems
+    its value would otherwise raise, a wrong type or an unknown role, are not reported
+    apart: the loader leaves them out)."""
+    if isinstance(document, Mapping):
+        for key, value in document.items():
+            yield from check_todos(value, (*path, key))
+    elif isinstance(document, list):
+        for index, value in enumerate(document):
+            yield from check_todos(value, (*path, index))
+    elif isinstance(document, str) and document.strip() == TODO:
+        yield Finding(path, "TODO: fill in this value (the comment beside it says what it holds)")
