@@ -13,6 +13,7 @@ from fastapi import Depends, FastAPI
 from services.api.auth.router import router as auth_router
 from services.api.catalog.router import roles_router
 from services.api.catalog.router import router as catalog_router
+from services.api.console.router import install_console
 from services.api.context import AppContext
 from services.api.deps import refuse_nul
 from services.api.files.router import DOWNLOAD_PATH, UPLOAD_PATH
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, *, own_process: bool = False) -
     app.include_router(auth_router)
     app.include_router(roles_router)
     app.include_router(me_router)
+    install_console(app)
     return app
 
 
