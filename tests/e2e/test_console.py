@@ -266,6 +266,20 @@ def test_a_lost_connection_is_said_and_retried(console: Console, browser: Any) -
     context.close()
 
 
+def test_operations_show_each_panel_and_admins_see_webhooks(console: Console, page: Any) -> None:
+    sign_in(page, console, "budi")
+    page.get_by_role("link", name="Operasional").click()
+    page.get_by_role("heading", name="Pemantauan website").wait_for()
+    for panel in ("Pemeriksaan backup dan sinkronisasi SIPP", "Perpanjangan layanan"):
+        assert page.get_by_role("heading", name=panel).is_visible()
+    assert page.get_by_role("heading", name="Langganan webhook").count() == 0
+    sign_in(page, console, "admin")
+    page.get_by_role("link", name="Operasional").click()
+    for panel in ("Langganan webhook", "Log pengiriman webhook", "Sumber webhook masuk"):
+        page.get_by_role("heading", name=panel).wait_for()
+    assert page.get_by_role("alert").count() == 0, page.get_by_role("alert").all_inner_texts()
+
+
 def test_a_wrong_password_and_a_pasted_token(console: Console, page: Any) -> None:
     page.goto(f"{console.url}/console/")
     page.get_by_label("Nama pengguna").fill("budi")

@@ -93,10 +93,24 @@ async function adminPanels() {
   ];
 }
 
+// Each panel stands alone: one the caller may not read (403) or that fails says so in
+// its place, and the others still show.
+async function panel(title, build) {
+  try {
+    return await build();
+  } catch (error) {
+    return h("section", {}, h("h2", {}, title), notice("error", error.message || t("error.unknown")));
+  }
+}
+
 export async function operationsView(main) {
-  const parts = await Promise.all([monitors(), backups(), renewals()]);
-  const admin = state.me && state.me.admin ? await adminPanels() : [];
-  main.replaceChildren(h("h1", {}, t("ops.title")), ...parts, ...admin);
+  const parts = await Promise.all([
+    panel(t("ops.monitors"), monitors),
+    panel(t("ops.backups"), backups),
+    panel(t("ops.renewals"), renewals),
+  ]);
+  const admin = state.me && state.me.admin ? await panel(t("ops.webhooks"), adminPanels) : [];
+  main.replaceChildren(h("h1", {}, t("ops.title")), ...parts, ...[admin].flat());
 }
 
 export async function overviewView(main) {

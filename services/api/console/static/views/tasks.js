@@ -85,6 +85,14 @@ export async function taskView(main, instanceId, taskId) {
     h("section", {}, h("h2", {}, t("task.requirements")), list(step.requirements || [])),
     h("section", {}, h("h2", {}, t("task.output")), h("p", {}, step.output || "-")),
   ];
+  const before = instance.tasks.filter((item) => item.status === "completed");
+  if (before.length) {
+    parts.push(h("section", {}, h("h2", {}, t("task.sofar")), h("ol", { class: "timeline" }, before.map((item) =>
+      h("li", {}, h("time", { datetime: item.completed_at }, formatInstant(item.completed_at)), " ",
+        `${item.step_number}. ${item.activity}`, " — ", h("strong", {}, item.completed_by || ""),
+        item.outcome ? ` — ${t("event.outcome", { outcome: item.outcome.replaceAll("_", " ") })}` : "",
+        item.note ? ` — ${t("event.note", { note: item.note })}` : "")))));
+  }
   if (task.status !== "open") {
     main.replaceChildren(...parts, notice("info", t("task.closed")));
     return;
