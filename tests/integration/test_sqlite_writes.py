@@ -85,6 +85,10 @@ async def test_a_write_does_not_wait_for_the_readers_connections(
     )
     async with serving(one) as (app, client):
         context: AppContext = app.state.context
+        # The caches a request reads first (acting assignments, signing keys) are reads:
+        # they use the readers' connections, filled here before those are taken.
+        warm = await client.get("/v1/tasks", headers=auth_headers(WRITER))
+        assert warm.status_code == 200, warm.text
         async with unit_of_work(context.sessions, read_only=True) as reading:
             # The readers' only connection is taken...
             await reading.execute(sa.text("SELECT 1"))
