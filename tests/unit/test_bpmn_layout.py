@@ -68,6 +68,10 @@ class _Diagram:
             if etree.QName(element).localname in TASKS | LABELLED
         }
         self.names = {element.get("id"): element.get("name") for element in process}
+        self.names |= {
+            lane.get("id"): lane.get("name")
+            for lane in process.iterfind(f"{bpmn}laneSet/{bpmn}lane")
+        }
         self.lane_of = {
             ref.text: lane.get("id")
             for lane in process.iterfind(f"{bpmn}laneSet/{bpmn}lane")
@@ -97,6 +101,10 @@ def _check(sop: SopDefinition, roles: dict[str, Role]) -> _Diagram:
         assert _inside(diagram.shapes[node], diagram.shapes[diagram.lane_of[node]]), node
     for lane in set(diagram.lane_of.values()):
         assert _inside(diagram.shapes[lane], pool), lane
+        # The lane's name, turned on its side in the lane's band, fits in two lines.
+        name = diagram.names[lane] or ""
+        height = diagram.shapes[lane][3]
+        assert len(wrap_text(name, height - 30)) <= 2, (lane, name, height)
 
     # Every name drawn outside a shape has its own bounds: events, named gateways and
     # the outcome flows (bpmn.io would otherwise put them where it guesses).

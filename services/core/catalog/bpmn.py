@@ -70,6 +70,8 @@ _POOL_Y = 80
 _POOL_LABEL_WIDTH = 30  # the vertical band holding the pool's name
 _LANE_PAD_LEFT = 30
 _LANE_PAD_RIGHT = 30
+# Room left at each end of a lane's name, along the lane.
+_LANE_LABEL_PAD = 15
 _COLUMN_GAP = 70  # between the widest things of neighbouring columns: edges run in it
 _ROW_MARGIN = 50  # above and below (half each) the tallest things of a row
 _CORRIDOR = 12  # distance from a row's edge of the lines that run along it
@@ -283,7 +285,8 @@ def to_bpmn(sop: SopDefinition, roles: Mapping[str, Role]) -> str:
     collaboration = _sub(root, "collaboration", id=f"Collaboration_{pid}")
     _sub(collaboration, "participant", id=f"Participant_{pid}", name=sop.title, processRef=pid)
     _write_process(root, sop, roles, graph, lane_ids)
-    _write_diagram(root, pid, graph, lane_ids)
+    names = {lane: role.name if (role := roles.get(lane)) else lane for lane in lane_ids}
+    _write_diagram(root, pid, graph, lane_ids, names)
 
     ET.indent(root, space="  ")
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
@@ -342,8 +345,15 @@ def _write_process(
             condition.text = flow.condition
 
 
-def _write_diagram(root: ET.Element, pid: str, graph: _Graph, lane_ids: Mapping[str, str]) -> None:
-    layout = _layout(graph, list(lane_ids))
+def _write_diagram(
+    root: ET.Element,
+    pid: str,
+    graph: _Graph,
+    lane_ids: Mapping[str, str],
+    lane_names: Mapping[str, str],
+) -> None:
+    heights = {lane: lane_min_height(name) for lane, name in lane_names.items()}
+    layout = _layout(graph, list(lane_ids), heights)
     diagram = ET.SubElement(root, "bpmndi:BPMNDiagram", id=f"BPMNDiagram_{pid}")
     plane = ET.SubElement(
         diagram, "bpmndi:BPMNPlane", id=f"BPMNPlane_{pid}", bpmnElement=f"Collaboration_{pid}"
@@ -544,7 +554,18 @@ class _Extent:
     down: int
 
 
-def _layout(graph: _Graph, lanes: list[str]) -> _Layout:
+def lane_min_height(name: str) -> int:
+    """The height a lane needs for its name: bpmn.io writes it turned on its side in the
+    lane's 30 px band, wrapped to the lane's height, where two lines fit."""
+    height = 60
+    while len(wrap_text(name, height - 2 * _LANE_LABEL_PAD)) > 2:
+        height += 10
+    return height
+
+
+def _layout(
+    graph: _Graph, lanes: list[str], min_heights: Mapping[str, int] | None = None
+) -> _Layout:
     """Nodes in columns by rank and, within a lane, in rows where a lane and a column
     hold several. Each column is as wide, and each row as tall, as the largest node
     with its labels plus a margin for the lines that run between them, so neither
@@ -591,6 +612,11 @@ def _layout(graph: _Graph, lanes: list[str]) -> _Layout:
             centres_y[key] = top + _ROW_MARGIN // 2 + up
             row_bands[key] = (top, top + _ROW_MARGIN + up + down)
             top = row_bands[key][1]
+        short = (min_heights or {}).get(lane, 0) - (top - lane_top)
+        if short > 0:  # the last row grows, so the lane holds its name
+            last = (lane_index[lane], row_count - 1)
+            row_bands[last] = (row_bands[last][0], row_bands[last][1] + short)
+            top += short
         bands[lane] = (lane_top, top)
 
     boxes: dict[str, _Box] = {}
