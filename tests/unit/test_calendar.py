@@ -407,4 +407,4 @@ def test_lateness_over_a_weekend_is_working_time_only() -> None:
 
 def test_lateness_stops_counting_days_at_the_cap() -> None:
     due = wib(1, 5, 10)
-    assert DEFAULT.working_lateness(due, wib(12, 1, 10), max_days=5).days == 5
+    assert DEFAULT.working_lateness(due, wib(12, 1, 10), max_days=5) == Duration(days=5)
