@@ -99,7 +99,7 @@ def test_the_console_is_served_by_alur_with_nothing_from_elsewhere(
 def test_sop_08_runs_from_start_to_end_in_the_right_hands(console: Console, page: Any) -> None:
     sign_in(page, console, "andi")
     shot(page, "inbox-desktop-empty")
-    page.get_by_role("link", name="Mulai SOP").click()
+    page.get_by_role("link", name="Mulai SOP", exact=True).click()
     page.get_by_label("SOP", exact=True).select_option("wifi-internet")
     page.get_by_label("Perihal").fill("Akun WiFi ruang PTSP")
     page.get_by_role("button", name="Mulai", exact=True).click()
@@ -165,7 +165,7 @@ def test_a_decision_is_taken_with_buttons_named_by_its_outcomes(
     console: Console, page: Any
 ) -> None:
     sign_in(page, console, "budi")
-    page.get_by_role("link", name="Mulai SOP").click()
+    page.get_by_role("link", name="Mulai SOP", exact=True).click()
     page.get_by_label("SOP", exact=True).select_option("gangguan-jaringan")
     page.get_by_label("Perihal").fill("Jaringan lantai 2 putus")
     page.get_by_role("button", name="Mulai", exact=True).click()
@@ -206,9 +206,9 @@ def test_the_kasubbag_sees_escalated_work_in_the_overview(console: Console, page
         pytest.fail("the worker did not escalate the overdue task within 60 s")
 
     sign_in(page, console, "budi")
-    assert page.get_by_role("link", name="Ikhtisar").count() == 0
+    assert page.get_by_role("link", name="Ikhtisar", exact=True).count() == 0
     sign_in(page, console, "sari")
-    page.get_by_role("link", name="Ikhtisar").click()
+    page.get_by_role("link", name="Ikhtisar", exact=True).click()
     page.get_by_role("heading", name="Ikhtisar pekerjaan").wait_for()
     escalations = page.get_by_role("table", name="Tugas yang dieskalasi")
     assert "Permohonan di atas kertas" in escalations.inner_text()
@@ -242,7 +242,7 @@ def test_on_a_phone_the_console_fits_and_speaks_english_on_request(
     assert phone.evaluate("document.documentElement.scrollWidth") <= 360
     shot(phone, "task-phone")
     phone.get_by_role("button", name="Menu").click()
-    phone.get_by_role("link", name="Daftar SOP").click()
+    phone.get_by_role("link", name="Daftar SOP", exact=True).click()
     phone.get_by_role("heading", name="Daftar SOP").wait_for()
     assert phone.evaluate("document.documentElement.scrollWidth") <= 360
     phone.get_by_label("Bahasa").select_option("en")
@@ -269,16 +269,45 @@ def test_a_lost_connection_is_said_and_retried(console: Console, browser: Any) -
 
 def test_operations_show_each_panel_and_admins_see_webhooks(console: Console, page: Any) -> None:
     sign_in(page, console, "budi")
-    page.get_by_role("link", name="Operasional").click()
+    page.get_by_role("link", name="Operasional", exact=True).click()
     page.get_by_role("heading", name="Pemantauan website").wait_for()
     for panel in ("Pemeriksaan backup dan sinkronisasi SIPP", "Perpanjangan layanan"):
         assert page.get_by_role("heading", name=panel).is_visible()
     assert page.get_by_role("heading", name="Langganan webhook").count() == 0
+    due = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
+    renewal = console.api(
+        "POST",
+        "/v1/renewals",
+        "admin",
+        json={"service": "domain", "name": "pn-tais.go.id", "provider": "PANDI", "due_date": due},
+    )
+    assert renewal.status_code == 201, renewal.text
     sign_in(page, console, "admin")
-    page.get_by_role("link", name="Operasional").click()
+    page.get_by_role("link", name="Operasional", exact=True).click()
     for panel in ("Langganan webhook", "Log pengiriman webhook", "Sumber webhook masuk"):
         page.get_by_role("heading", name=panel).wait_for()
     assert page.get_by_role("alert").count() == 0, page.get_by_role("alert").all_inner_texts()
+    row = page.get_by_role("table", name="Perpanjangan layanan").get_by_role("row").nth(1)
+    assert re.fullmatch(
+        r"pn-tais\.go\.id\tdomain\tPANDI\t\d{1,2} [A-Z][a-z]+ \d{4} (19|20) hari lagi",
+        row.inner_text(),
+    ), row.inner_text()
+
+
+def test_reports_download_from_the_console(console: Console, page: Any) -> None:
+    sign_in(page, console, "sari")
+    page.get_by_role("link", name="Laporan", exact=True).click()
+    performance = page.locator("section", has_text="Kinerja SOP")
+    with page.expect_download() as csv:
+        performance.get_by_role("button", name="Unduh CSV").click()
+    assert csv.value.suggested_filename.startswith("kinerja-sop-")
+    header = Path(csv.value.path()).read_text(encoding="utf-8-sig").splitlines()[0]
+    assert "sop" in header.lower(), header
+    monev = page.locator("section", has_text="Formulir Monev SOP")
+    with page.expect_download() as pdf:
+        monev.get_by_role("button", name="Unduh PDF").click()
+    assert Path(pdf.value.path()).read_bytes().startswith(b"%PDF")
+    assert page.get_by_role("alert").count() == 0
 
 
 def test_a_wrong_password_and_a_pasted_token(console: Console, page: Any) -> None:

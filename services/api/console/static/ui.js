@@ -68,14 +68,16 @@ export function field(label, control, hint) {
   return h("div", { class: "field" }, parts);
 }
 
-export function table(caption, headers, rows) {
+// `hideCaption`: the section's heading already says it; the caption stays for screen
+// readers (it names the table).
+export function table(caption, headers, rows, { hideCaption = false } = {}) {
   return h(
     "div",
     { class: "table-wrap" },
     h(
       "table",
       {},
-      h("caption", {}, caption),
+      h("caption", { class: hideCaption ? "visually-hidden" : null }, caption),
       h("thead", {}, h("tr", {}, headers.map((text) => h("th", { scope: "col" }, text)))),
       h(
         "tbody",

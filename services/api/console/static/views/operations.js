@@ -63,14 +63,20 @@ async function backups() {
         check.satker,
         check.ok ? badge("ok", t("ops.backup.ok")) : badge("late", t("ops.backup.bad")),
         check.reasons.map((reason) => reason.message || reason.detail || reason.code || JSON.stringify(reason)).join("; ") || "-",
-      ])));
+      ]), { hideCaption: true }));
 }
 
 async function renewals() {
   const list = await api("/v1/renewals");
+  const rows = [...list.items].sort((a, b) => a.due_date.localeCompare(b.due_date));
   return h("section", {}, h("h2", {}, t("ops.renewals")),
-    table(t("ops.renewals"), [t("ops.name"), t("ops.renewal.due")],
-      list.items.map((item) => [item.name || item.service || item.id, formatDate(item.due_on || item.due_date || item.expires_on || "")])));
+    table(t("ops.renewals"), [t("ops.name"), t("ops.service"), t("ops.provider"), t("ops.renewal.due")],
+      rows.map((item) => {
+        const left = daysUntil(`${item.due_date}T00:00:00`);
+        return [item.name, item.service, item.provider || "-",
+          [formatDate(item.due_date), " ", left < 0 ? badge("late", t("ops.renewal.overdue"))
+            : badge(left <= item.remind_days_before ? "escalated" : "muted", t("ops.renewal.left", { days: left }))]];
+      }), { hideCaption: true }));
 }
 
 async function adminPanels() {
@@ -83,13 +89,15 @@ async function adminPanels() {
     h("section", {}, h("h2", {}, t("ops.webhooks")),
       table(t("ops.webhooks"), [t("ops.url"), t("ops.event"), t("ops.state")],
         subscriptions.items.map((item) => [item.url, item.event_types.join(", "),
-          item.active ? badge("ok", t("ops.active")) : badge("muted", t("ops.inactive"))]))),
+          item.active ? badge("ok", t("ops.active")) : badge("muted", t("ops.inactive"))]), { hideCaption: true })),
     h("section", {}, h("h2", {}, t("ops.deliveries")),
       table(t("ops.deliveries"), [t("ops.event"), t("ops.state"), t("ops.attempts"), t("instances.started")],
-        deliveries.items.map((item) => [item.event_type, item.status, String(item.attempts ?? ""), formatInstant(item.created_at)]))),
+        deliveries.items.map((item) => [item.event_type, item.status, String(item.attempts ?? ""), formatInstant(item.created_at)]),
+        { hideCaption: true })),
     h("section", {}, h("h2", {}, t("ops.hooksources")),
-      table(t("ops.hooksources"), [t("ops.name"), t("ops.state")],
-        sources.items.map((item) => [item.name, item.active === false ? badge("muted", t("ops.inactive")) : badge("ok", t("ops.active"))]))),
+      table(t("ops.hooksources"), [t("ops.name"), t("ops.kind"), t("overview.satker")],
+        sources.items.map((item) => [item.name, item.kind, item.satkers.join(", ")]),
+        { hideCaption: true })),
   ];
 }
 
