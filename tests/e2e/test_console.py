@@ -6,6 +6,7 @@ and the Kasubbag sees escalated work in the overview."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,6 +203,7 @@ def test_the_kasubbag_sees_escalated_work_in_the_overview(console: Console, page
         view = console.api("GET", "/v1/overview", "sari").json()
         if view["total"]["escalated"]:
             break
+        time.sleep(0.5)
     else:
         pytest.fail("the worker did not escalate the overdue task within 60 s")
 
@@ -268,11 +270,30 @@ def test_a_lost_connection_is_said_and_retried(console: Console, browser: Any) -
 
 
 def test_operations_show_each_panel_and_admins_see_webhooks(console: Console, page: Any) -> None:
+    # A monitored website (SOP 05): Alur's own liveness page, checked by the real worker.
+    monitor = console.api(
+        "POST",
+        "/v1/monitors",
+        "admin",
+        json={"name": "Situs PN Tais", "url": f"{console.url}/healthz", "interval_seconds": 10,
+              "confirmations": 1, "check_domain": False, "check_certificate": False},
+    )  # fmt: skip
+    assert monitor.status_code == 201, monitor.text
+    deadline = datetime.now(UTC) + timedelta(seconds=60)
+    path = f"/v1/monitors/{monitor.json()['id']}"
+    while console.api("GET", path, "admin").json()["state"] != "up":
+        assert datetime.now(UTC) < deadline, "the worker did not check the monitor within 60 s"
+        time.sleep(0.5)
     sign_in(page, console, "budi")
     page.get_by_role("link", name="Operasional", exact=True).click()
     page.get_by_role("heading", name="Pemantauan website").wait_for()
     for panel in ("Pemeriksaan backup dan sinkronisasi SIPP", "Perpanjangan layanan"):
         assert page.get_by_role("heading", name=panel).is_visible()
+    card = page.locator("li.card", has_text="Situs PN Tais")
+    assert "Aktif" in card.inner_text()
+    assert "Sertifikat tidak diperiksa" in card.inner_text()
+    assert re.search(r"Waktu respons \(ms\), pemeriksaan terakhir: \d+ ms", card.inner_text())
+    assert card.locator("svg.spark rect.up").count() >= 1
     assert page.get_by_role("heading", name="Langganan webhook").count() == 0
     due = (datetime.now(UTC) + timedelta(days=20)).date().isoformat()
     renewal = console.api(
