@@ -7,12 +7,12 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from services.api.deps import Context, CurrentActor, Session, Work
+from services.api.instances.inbox import inbox_tasks
 from services.api.instances.router import CommandFactory, _respond
 from services.api.instances.schemas import (
     AssignCreate,
     InboxPage,
     InstancePublic,
-    inbox_task,
 )
 from services.api.problems import problem_responses
 from services.core.db import utcnow
@@ -44,22 +44,7 @@ async def inbox(
     rows = await queries.inbox(
         session, directory, actor, mine=mine, sop=sop, lane=lane, limit=limit, now=now
     )
-    items = []
-    for row in rows:
-        task = row.task
-        calendar = await context.services.calendars.get(session, directory.get(task.satker_id))
-        definition = await context.services.definition(session, task.sop_code, row.sop_version)
-        items.append(
-            inbox_task(
-                task,
-                instance_title=row.instance_title,
-                definition=definition,
-                roles=context.services.roles,
-                calendar=calendar,
-                now=now,
-            )
-        )
-    return InboxPage(items=items)
+    return InboxPage(items=await inbox_tasks(context.services, session, directory, rows, now))
 
 
 async def _on_task(

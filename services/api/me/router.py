@@ -11,7 +11,8 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, Field
 
 from services.api.deps import Context, CurrentActor, RoleRequired, Session, satker_in_scope
-from services.api.instances.schemas import InboxTask, inbox_task
+from services.api.instances.inbox import inbox_tasks
+from services.api.instances.schemas import InboxTask
 from services.api.openapi import answers
 from services.api.problems import problem_responses
 from services.core.catalog import service as catalog
@@ -204,23 +205,8 @@ async def overview(
                 sop=code, sop_number=definition.number, sop_title=definition.title, **tally.counts()
             )
         )
-    escalated = []
-    for late in await queries.escalated_tasks(session, scope, MAX_ESCALATED):
-        task = late.task
-        escalated.append(
-            inbox_task(
-                task,
-                instance_title=late.instance_title,
-                definition=await context.services.definition(
-                    session, task.sop_code, late.sop_version
-                ),
-                roles=context.services.roles,
-                calendar=await context.services.calendars.get(
-                    session, directory.get(task.satker_id)
-                ),
-                now=now,
-            )
-        )
+    late = await queries.escalated_tasks(session, scope, MAX_ESCALATED)
+    escalated = await inbox_tasks(context.services, session, directory, late, now)
     return Overview(
         satker=target.id,
         generated_at=now,

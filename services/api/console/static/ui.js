@@ -90,6 +90,11 @@ export function table(caption, headers, rows, { hideCaption = false } = {}) {
   );
 }
 
+// A SOP's number as the documents write it: "08".
+export function sopNumber(number) {
+  return String(number).padStart(2, "0");
+}
+
 export function badge(kind, text) {
   return h("span", { class: `badge ${kind}` }, text);
 }

@@ -1,9 +1,7 @@
 import { drawFlow } from "../diagram.js";
 import { t } from "../i18n.js";
 import { definition, roleName, sopList, state } from "../state.js";
-import { h } from "../ui.js";
-
-const pad = (number) => String(number).padStart(2, "0");
+import { h, sopNumber } from "../ui.js";
 
 export async function sopsView(main) {
   const sops = await sopList();
@@ -11,7 +9,7 @@ export async function sopsView(main) {
     h("h1", {}, t("sops.title")),
     h("ul", { class: "sop-list" }, sops.map((sop) =>
       h("li", { class: "card" },
-        h("a", { href: `#/sops/${encodeURIComponent(sop.code)}`, class: "task-title" }, `SOP ${pad(sop.number)} — ${sop.title}`),
+        h("a", { href: `#/sops/${encodeURIComponent(sop.code)}`, class: "task-title" }, `SOP ${sopNumber(sop.number)} — ${sop.title}`),
         h("p", {}, t("sops.steps", { count: sop.step_count }), " · ", sop.lanes.map(roleName).join(", "))))),
   );
 }
@@ -26,7 +24,7 @@ export async function sopView(main, code) {
   const sop = await definition(code);
   const steps = [...sop.steps].sort((a, b) => a.number - b.number);
   main.replaceChildren(
-    h("h1", {}, `SOP ${pad(sop.number)} — ${sop.title}`),
+    h("h1", {}, `SOP ${sopNumber(sop.number)} — ${sop.title}`),
     h("p", {}, t("sop.version", { version: sop.version }), " · ",
       h("a", { href: `/v1/sops/${encodeURIComponent(sop.code)}/document?format=html`, target: "_blank", rel: "noopener" }, t("sops.document")),
       " · ", h("a", { href: `#/start?sop=${encodeURIComponent(sop.code)}` }, t("sops.start"))),

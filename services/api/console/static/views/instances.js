@@ -2,16 +2,14 @@ import { api, newKey } from "../api.js";
 import { drawFlow } from "../diagram.js";
 import { formatInstant, t } from "../i18n.js";
 import { definition, roleName, sopList, state } from "../state.js";
-import { act, badge, field, h, notice, saveBlob, table } from "../ui.js";
-
-const pad = (number) => String(number).padStart(2, "0");
+import { act, badge, field, h, notice, saveBlob, sopNumber, table } from "../ui.js";
 
 export async function startView(main, params) {
   const sops = await sopList();
   const message = h("div", { class: "messages" });
   const select = h("select", { name: "sop", required: true },
     h("option", { value: "" }, t("start.choose")),
-    sops.map((sop) => h("option", { value: sop.code }, `${pad(sop.number)} — ${sop.title}`)),
+    sops.map((sop) => h("option", { value: sop.code }, `${sopNumber(sop.number)} — ${sop.title}`)),
   );
   const title = h("input", { name: "title", required: true, maxlength: 300 });
   const entry = h("select", { name: "entry_point" });
@@ -147,7 +145,7 @@ export async function instanceView(main, id, params) {
   const done = instance.tasks.filter((task) => task.status === "completed").map((task) => task.step_id);
   const stepOfTask = new Map(instance.tasks.map((task) => [task.id, task.step_id]));
   const parts = [
-    h("p", { class: "crumbs" }, h("a", { href: `#/sops/${encodeURIComponent(sop.code)}` }, `SOP ${pad(sop.number)} — ${sop.title}`)),
+    h("p", { class: "crumbs" }, h("a", { href: `#/sops/${encodeURIComponent(sop.code)}` }, `SOP ${sopNumber(sop.number)} — ${sop.title}`)),
     h("h1", {}, instance.title, " ", statusBadge(instance.status)),
   ];
   if (params.get("done")) parts.push(notice("ok", t("task.done")));

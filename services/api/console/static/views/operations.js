@@ -1,7 +1,7 @@
 import { api } from "../api.js";
 import { formatDate, formatInstant, t } from "../i18n.js";
 import { state } from "../state.js";
-import { badge, h, notice, table } from "../ui.js";
+import { badge, h, notice, sopNumber, table } from "../ui.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -133,7 +133,7 @@ export async function overviewView(main) {
     h("h1", {}, t("overview.title")),
     h("p", { class: "totals" }, `${t("overview.open")}: ${view.total.open} · ${t("overview.overdue")}: ${view.total.overdue} · ${t("overview.escalated")}: ${view.total.escalated}`),
     table(t("overview.bysop"), [t("tasks.sop"), ...head],
-      view.by_sop.map((item) => [`${String(item.sop_number).padStart(2, "0")} — ${item.sop_title}`, ...counts(item)])),
+      view.by_sop.map((item) => [`${sopNumber(item.sop_number)} — ${item.sop_title}`, ...counts(item)])),
     table(t("overview.byperson"), [t("tasks.assignee"), ...head], view.by_person.map((item) => [item.assignee, ...counts(item)])),
     table(t("overview.unassigned"), [t("task.lane"), ...head], view.unassigned_by_lane.map((item) => [item.lane_name, ...counts(item)])),
     table(t("overview.satker"), [t("overview.satker"), ...head], view.by_satker.map((item) => [item.name, ...counts(item)])),

@@ -1,7 +1,7 @@
 import { api } from "../api.js";
 import { formatDuration, formatInstant, t } from "../i18n.js";
 import { definition } from "../state.js";
-import { act, badge, field, h, notice } from "../ui.js";
+import { act, badge, field, h, notice, sopNumber } from "../ui.js";
 
 function deadline(task) {
   if (!task.due_at) return t("tasks.nodeadline");
@@ -38,7 +38,7 @@ export async function inboxView(main) {
       h(
         "div",
         { class: "task-head" },
-        h("span", { class: "sop-tag" }, `SOP ${String(task.sop_number).padStart(2, "0")}`),
+        h("span", { class: "sop-tag" }, `SOP ${sopNumber(task.sop_number)}`),
         task.overdue ? badge("late", t("tasks.overdue")) : null,
         task.escalation_level ? badge("escalated", t("tasks.escalated", { level: task.escalation_level })) : null,
       ),
@@ -71,7 +71,7 @@ export async function taskView(main, instanceId, taskId) {
   const step = sop.steps.find((item) => item.id === task.step_id);
   const message = h("div", { class: "messages" });
   const parts = [
-    h("p", { class: "crumbs" }, h("a", { href: `#/instances/${encodeURIComponent(instance.id)}` }, `SOP ${String(sop.number).padStart(2, "0")} · ${instance.title}`)),
+    h("p", { class: "crumbs" }, h("a", { href: `#/instances/${encodeURIComponent(instance.id)}` }, `SOP ${sopNumber(sop.number)} · ${instance.title}`)),
     h("h1", {}, t("task.title", { number: step.number, activity: step.activity })),
     h(
       "dl",
